@@ -1,0 +1,265 @@
+"""The archive's schema, as an ordered list of named migrations.
+
+Each migration is a function applied once, in registration order, inside one transaction together
+with its row in `_migrations` (name, applied_at): a failing migration leaves no trace and stays
+pending. Never edit or reorder a released migration; append a new one.
+
+Why not sqlite-utils' own `Migrations` (or the `sqlite-migrate` shim)? Both need sqlite-utils 4,
+while the project supports >=3.38; this runner is small and works with either. Write migrations
+as SQL through db.execute(): sqlite-utils 3.x commits inside its Table methods (create,
+enable_fts, ...), which would make a failing migration leave half its changes behind there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+from sqlite_utils import Database
+
+from crawler.errors import StoreError
+from crawler.timeutil import isoformat, utcnow
+
+Migration = Callable[[Database], None]
+MIGRATIONS: list[Migration] = []
+TABLE = "_migrations"
+
+
+def migration(fn: Migration) -> Migration:
+    """Register `fn` as the next migration; its function name is its permanent name."""
+    MIGRATIONS.append(fn)
+    return fn
+
+
+@contextmanager
+def transaction(db: Database) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK when the block raises.
+
+    The explicit BEGIN matters: sqlite-utils 4 commits every db.execute() that runs outside an
+    open transaction, so `with db.conn:` alone would not make several writes atomic. IMMEDIATE
+    takes the write lock up front, so a read-then-write block never fails half-way on a lock
+    upgrade when another process writes too (the connection's busy timeout waits instead).
+    """
+    db.conn.execute("BEGIN IMMEDIATE")
+    with db.conn:  # commits on success, rolls back on any exception
+        yield
+
+
+def applied(db: Database) -> list[str]:
+    """Names of the migrations already applied to `db`, in the order they were applied."""
+    if not db[TABLE].exists():
+        return []
+    return [row["name"] for row in db.query(f"SELECT name FROM {TABLE} ORDER BY rowid")]
+
+
+def pending(db: Database, migrations: Sequence[Migration] = MIGRATIONS) -> list[str]:
+    done = set(applied(db))
+    return [fn.__name__ for fn in migrations if fn.__name__ not in done]
+
+
+def migrate(
+    db: Database,
+    *,
+    stop_before: str | None = None,
+    migrations: Sequence[Migration] = MIGRATIONS,
+) -> list[str]:
+    """Apply every pending migration in order (or those before `stop_before`); return their names.
+
+    Raises StoreError when `db` records a migration this code does not know: it was written by
+    a newer version, and guessing its schema could corrupt it.
+    """
+    names = [fn.__name__ for fn in migrations]
+    if stop_before is not None and stop_before not in names:
+        raise ValueError(f"unknown migration {stop_before!r}")
+    already = applied(db)
+    unknown = [name for name in already if name not in names]
+    if unknown:
+        raise StoreError(
+            f"the archive was written by a newer version (unknown migrations: {', '.join(unknown)})"
+        )
+    if not db[TABLE].exists():
+        db.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (name TEXT PRIMARY KEY, applied_at TEXT)")
+    done: list[str] = []
+    for fn in migrations:
+        if fn.__name__ == stop_before:
+            break
+        if fn.__name__ in already:
+            continue  # an up-to-date archive opens without taking the write lock
+        with transaction(db):
+            # Re-checked under the write lock: another process may have just applied it.
+            if fn.__name__ in applied(db):
+                continue
+            fn(db)
+            db.execute(
+                f"INSERT INTO {TABLE} (name, applied_at) VALUES (?, ?)",
+                [fn.__name__, isoformat(utcnow())],
+            )
+        done.append(fn.__name__)
+    return done
+
+
+# --- the schema --------------------------------------------------------------------------------
+# Timestamps are TEXT, ISO 8601 with an explicit offset; JSON lists are TEXT. Column order is
+# what Datasette shows first, so identity and dates lead.
+
+
+@migration
+def create_items(db: Database) -> None:
+    db.execute("""
+        CREATE TABLE items (
+            agency TEXT NOT NULL,
+            id INTEGER NOT NULL,
+            lang TEXT NOT NULL,
+            published TEXT,
+            title TEXT NOT NULL,
+            url TEXT NOT NULL,
+            summary TEXT NOT NULL DEFAULT '',
+            body_text TEXT NOT NULL DEFAULT '',
+            body_html TEXT NOT NULL DEFAULT '',
+            categories TEXT NOT NULL DEFAULT '[]',
+            image TEXT,
+            views INTEGER,
+            incomplete INTEGER NOT NULL DEFAULT 0 CHECK (incomplete IN (0, 1)),
+            source TEXT NOT NULL DEFAULT '',
+            content_hash TEXT NOT NULL,
+            version INTEGER NOT NULL DEFAULT 1,
+            updated TEXT NOT NULL,
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL,
+            PRIMARY KEY (agency, id, lang)
+        )""")
+    db.execute("CREATE INDEX idx_items_published ON items (published)")
+    db.execute("CREATE INDEX idx_items_agency_lang_published ON items (agency, lang, published)")
+
+
+@migration
+def create_crawls(db: Database) -> None:
+    db.execute("""
+        CREATE TABLE crawls (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL,
+            target TEXT NOT NULL DEFAULT '',
+            started TEXT NOT NULL,
+            finished TEXT,
+            status TEXT NOT NULL DEFAULT 'running'
+                CHECK (status IN ('running', 'ok', 'partial', 'failed')),
+            found INTEGER NOT NULL DEFAULT 0,
+            new INTEGER NOT NULL DEFAULT 0,
+            updated INTEGER NOT NULL DEFAULT 0,
+            unchanged INTEGER NOT NULL DEFAULT 0,
+            skipped INTEGER NOT NULL DEFAULT 0,
+            incomplete INTEGER NOT NULL DEFAULT 0,
+            errors TEXT NOT NULL DEFAULT '[]',
+            error_count INTEGER NOT NULL DEFAULT 0,
+            strategy TEXT,
+            requests INTEGER NOT NULL DEFAULT 0
+        )""")
+
+
+@migration
+def create_item_versions(db: Database) -> None:
+    db.execute("""
+        CREATE TABLE item_versions (
+            agency TEXT NOT NULL,
+            id INTEGER NOT NULL,
+            lang TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            title TEXT NOT NULL,
+            body_text TEXT NOT NULL DEFAULT '',
+            body_html TEXT NOT NULL DEFAULT '',
+            content_hash TEXT NOT NULL,
+            seen_at TEXT NOT NULL,
+            crawl_id INTEGER REFERENCES crawls (id),
+            PRIMARY KEY (agency, id, lang, version)
+        )""")
+
+
+@migration
+def create_agencies(db: Database) -> None:
+    db.execute("""
+        CREATE TABLE agencies (
+            slug TEXT PRIMARY KEY,
+            name_kk TEXT,
+            name_ru TEXT,
+            name_en TEXT,
+            enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+            parent TEXT,
+            kind TEXT,
+            first_seen TEXT NOT NULL,
+            updated TEXT NOT NULL
+        )""")
+
+
+@migration
+def create_items_fts(db: Database) -> None:
+    """FTS5 over title + body_text, kept current by triggers (sqlite-utils' own layout, so
+    `sqlite-utils search` and Datasette find it); existing rows are indexed here."""
+    db["items"].enable_fts(["title", "body_text"], fts_version="FTS5", create_triggers=True)
+    # sqlite-utils' update trigger re-indexes a row on ANY update; every crawl touches each
+    # item's last_seen, so narrow it to the indexed columns to avoid re-indexing unchanged text.
+    db.execute("DROP TRIGGER items_au")
+    db.execute("""
+        CREATE TRIGGER items_au AFTER UPDATE OF title, body_text ON items BEGIN
+            INSERT INTO items_fts (items_fts, rowid, title, body_text)
+                VALUES ('delete', old.rowid, old.title, old.body_text);
+            INSERT INTO items_fts (rowid, title, body_text)
+                VALUES (new.rowid, new.title, new.body_text);
+        END""")
+
+
+@migration
+def create_sync_state(db: Database) -> None:
+    """Per agency and language: the newest publication date of the last completed walk of the
+    news list (the spider stops paging once it is back below it; see crawler/sync.py)."""
+    db.execute("""
+        CREATE TABLE sync_state (
+            agency TEXT NOT NULL,
+            lang TEXT NOT NULL,
+            high_water TEXT,
+            walked_at TEXT NOT NULL,
+            PRIMARY KEY (agency, lang)
+        )""")
+
+
+@migration
+def create_samples(db: Database) -> None:
+    """Responses of an unknown shape (a layout change), kept for a person to look at."""
+    db.execute("""
+        CREATE TABLE samples (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            agency TEXT NOT NULL,
+            lang TEXT NOT NULL,
+            url TEXT NOT NULL,
+            status INTEGER,
+            reason TEXT NOT NULL,
+            body BLOB,
+            seen_at TEXT NOT NULL,
+            crawl_id INTEGER REFERENCES crawls (id)
+        )""")
+    db.execute("CREATE INDEX idx_samples_agency ON samples (agency, seen_at)")
+
+
+@migration
+def create_monitor(db: Database) -> None:
+    """The daemon's per-agency schedule and health (survives restarts) and its incidents."""
+    db.execute("""
+        CREATE TABLE schedule (
+            agency TEXT PRIMARY KEY,
+            next_crawl TEXT,
+            interval INTEGER NOT NULL,
+            last_crawl TEXT,
+            last_success TEXT,
+            last_error TEXT,
+            last_error_at TEXT,
+            consecutive_failures INTEGER NOT NULL DEFAULT 0,
+            last_new INTEGER NOT NULL DEFAULT 0
+        )""")
+    db.execute("""
+        CREATE TABLE incidents (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            agency TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            message TEXT NOT NULL,
+            at TEXT NOT NULL
+        )""")
+    db.execute("CREATE INDEX idx_incidents_at ON incidents (at)")

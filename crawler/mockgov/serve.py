@@ -1,0 +1,207 @@
+"""Serving the mock gov.kz: in a background thread (tests), in twisted.web (the daemon's demo
+mode), or from the command line (`python -m crawler.mockgov.serve --port 8081`).
+
+The mock only ever listens on the loopback interface.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from socketserver import TCPServer, ThreadingMixIn
+from types import TracebackType
+from typing import Any
+from wsgiref.handlers import SimpleHandler
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+
+from crawler.mockgov.app import create_app
+from crawler.mockgov.faults import DropConnection, Fault
+from crawler.mockgov.site import ACCESS_SCHEMES, MockSite
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class _Handler(SimpleHandler):
+    server_software = "mockgov"
+
+    def handle_error(self) -> None:
+        # An injected dropped connection must not be turned into a 500 answer.
+        if isinstance(sys.exc_info()[1], DropConnection):
+            raise
+        super().handle_error()
+
+    def log_exception(self, exc_info: Any) -> None:
+        pass  # quiet: the request log records what happened
+
+
+class _RequestHandler(WSGIRequestHandler):
+    def log_message(self, fmt: str, *args: Any) -> None:
+        pass
+
+    def handle(self) -> None:
+        # wsgiref's own handle(), with a handler class that lets DropConnection through.
+        self.raw_requestline = self.rfile.readline(65537)
+        if len(self.raw_requestline) > 65536 or not self.parse_request():
+            self.close_connection = True
+            return
+        handler = _Handler(self.rfile, self.wfile, self.get_stderr(), self.get_environ(),
+                           multithread=True)
+        handler.request_handler = self
+        try:
+            handler.run(self.server.get_app())
+        except DropConnection:
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind() asks for the host's FQDN, a DNS lookup the mock never needs.
+        TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = host, port
+        self.setup_environ()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that hung up mid-answer is not the mock's problem
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class MockServer:
+    """A running mock: ``.url``, ``.site``, ``.stop()``; also a context manager."""
+
+    def __init__(self, site: MockSite, host: str = "127.0.0.1", port: int = 0) -> None:
+        if host not in LOOPBACK:
+            raise ValueError(f"the mock gov.kz listens on loopback only, not {host!r}")
+        self.site = site
+        server_class = _Server6 if host == "::1" else _Server
+        self._server = server_class(("::1" if host == "::1" else "127.0.0.1", port),
+                                    _RequestHandler)
+        self._server.set_app(create_app(site))
+        self.host = host
+        self.port: int = self._server.server_address[1]
+        self.url = (f"http://[::1]:{self.port}" if host == "::1"
+                    else f"http://127.0.0.1:{self.port}")
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.01},
+                                        name=f"mockgov:{self.port}", daemon=True)
+
+    def start(self) -> MockServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.site.faults.release()  # end hangs so request threads finish
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+        self._server.server_close()
+
+    def __enter__(self) -> MockServer:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def serve_in_thread(site: MockSite, host: str = "127.0.0.1", port: int = 0) -> MockServer:
+    """Start serving ``site`` in a daemon thread; port 0 picks a free port."""
+    return MockServer(site, host, port).start()
+
+
+def wsgi_resource(site: MockSite, reactor: Any = None) -> Any:
+    """The mock as a twisted.web resource (for the daemon's demo mode)."""
+    from twisted.web.wsgi import WSGIResource
+
+    if reactor is None:
+        from twisted.internet import reactor as default_reactor
+
+        reactor = default_reactor
+    return WSGIResource(reactor, reactor.getThreadPool(), create_app(site))
+
+
+# --- command line ------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m crawler.mockgov.serve",
+        description="Serve a local imitation of gov.kz's news API on 127.0.0.1.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", choices=LOOPBACK)
+    parser.add_argument("--port", type=int, default=8081, help="port (default 8081; 0: any)")
+    parser.add_argument("--seeds", type=Path, default=None, metavar="DIR",
+                        help="serve the items of the saved pages in DIR (with manifest.toml)")
+    parser.add_argument("--synthetic", type=int, default=0, metavar="N",
+                        help="serve N generated agencies (test-agency-001 ...)")
+    parser.add_argument("--items", type=int, default=20,
+                        help="items per generated agency (default 20)")
+    parser.add_argument("--access", default="plain", choices=ACCESS_SCHEMES,
+                        help="access scheme the news API enforces (default plain)")
+    parser.add_argument("--handshake-uses", type=int, default=None, metavar="N",
+                        help="a k6 handshake expires after N news requests (default never)")
+    parser.add_argument("--latency-ms", type=int, default=0, help="added to every request")
+    parser.add_argument("--public-site", default=None,
+                        help="base URL of links in RSS (default: the mock's own URL)")
+    return parser
+
+
+def build_site(args: argparse.Namespace) -> MockSite:
+    options: dict[str, Any] = {"access": args.access, "handshake_uses": args.handshake_uses,
+                               "public_site": args.public_site}
+    if args.seeds and args.synthetic:
+        raise SystemExit("choose --seeds or --synthetic, not both")
+    if args.seeds:
+        site = MockSite.from_seeds(seed_items(args.seeds), **options)
+    elif args.synthetic:
+        site = MockSite.synthetic(args.synthetic, args.items, **options)
+    else:
+        site = MockSite(**options)
+    if args.latency_ms:
+        site.faults.add(Fault("latency", path="/", times=None, seconds=args.latency_ms / 1000))
+    return site
+
+
+def seed_items(seeds_dir: Path) -> list[Any]:
+    """The items of every snapshot the manifest in ``seeds_dir`` lists."""
+    from crawler.extract.snapshot import decode_snapshot, extract_snapshot
+    from crawler.seeds import load_manifest, seed_files
+
+    manifest = load_manifest(seeds_dir)
+    items = []
+    for path in seed_files(seeds_dir):
+        spec = manifest[path.name]
+        text = decode_snapshot(path.read_bytes(), path.name)
+        result = extract_snapshot(text, layout=spec.layout, lang=spec.lang, agency=spec.agency,
+                                  source=f"snapshot:{path.name}")
+        items.extend(result.items)
+    return items
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    site = build_site(args)
+    with serve_in_thread(site, args.host, args.port) as server:
+        print(f"mock gov.kz: {server.url} ({len(site.agencies())} agencies, "
+              f"access {site.access}); Ctrl-C stops", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Run one spider in this process with the project's settings, and return its summary.
+
+The Twisted reactor cannot be restarted, so a process runs one crawl; the daemon runs each crawl
+in a child process of its own (as Scrapyd does) and reads the summary back as JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from scrapy.settings import Settings
+
+from crawler import logsetup
+from crawler.summary import CrawlSummary, summary_for
+
+
+def project_settings(overrides: dict[str, Any] | None = None) -> Settings:
+    """crawler.settings plus per-run overrides (found without scrapy.cfg, from any directory)."""
+    settings = Settings()
+    settings.setmodule("crawler.settings", priority="project")
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            settings.set(name, value, priority="cmdline")
+    return settings
+
+
+def run_spider(spider: type | str, settings: Settings, **spider_args: Any) -> CrawlSummary:
+    from scrapy.crawler import CrawlerProcess
+
+    # The CLI has configured logging already; Scrapy must not add a second root handler.
+    settings.set("LOG_INSTALL_ROOT_HANDLER", False, priority="cmdline")
+    process = CrawlerProcess(settings)
+    logsetup.apply_levels()
+    crawler = process.create_crawler(spider)
+    process.crawl(crawler, **spider_args)
+    process.start()
+    summary = summary_for(crawler)
+    reason = (crawler.stats.get_value("finish_reason") if crawler.stats else None) or "unknown"
+    if reason != "finished":
+        summary.target("crawl").errors.append(f"the crawl ended early: {reason}")
+    errors = crawler.stats.get_value("log_count/ERROR", 0) if crawler.stats else 0
+    if errors and summary.ok:
+        # Scrapy logged an error we did not account for (e.g. an exception in a callback).
+        summary.target("crawl").errors.append(f"{errors} unexpected error(s), see the log")
+    logging.getLogger(__name__).debug("crawl finished: %s", reason)
+    return summary

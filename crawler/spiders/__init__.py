@@ -1,0 +1,1 @@
+"""Spiders only route: build requests, hand responses to a pure extractor, yield items."""

@@ -1,0 +1,246 @@
+"""The live spider: each agency's press news from gov.kz's JSON API, newest first.
+
+It only routes: which page to ask for next is decided by crawler/sync.py, how to be let in by
+crawler/middlewares.py + crawler/access.py, what a response means by crawler/extract/*.
+Usage: `govkz-monitor crawl --agency mod --lang en` or `scrapy crawl govkz -a agencies=mod`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import scrapy
+from scrapy.http import Response
+from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.internet.error import TimeoutError as TwistedTimeoutError
+from twisted.python.failure import Failure
+
+from crawler.errors import LayoutChanged
+from crawler.extract.api import (
+    detail_url,
+    list_url,
+    parse_news_detail,
+    parse_news_list,
+)
+from crawler.extract.rss import parse_official_rss, rss_url
+from crawler.items import LANGS, NewsItem, ResponseSample, SyncMark
+from crawler.middlewares import AccessRefused, UseRssFallback
+from crawler.paths import db_path
+from crawler.summary import TargetSummary, summary_for
+from crawler.sync import PagingPlan
+
+
+def split_list(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = value.split(",")
+    return [v.strip() for v in value if v and v.strip()]
+
+
+@dataclass
+class Walk:
+    """The state of one agency × language during a crawl."""
+
+    agency: str
+    lang: str
+    plan: PagingPlan
+    newest: datetime | None = None
+    pending_details: int = 0
+    paging_done: bool = False
+    failed: bool = False
+    items: list[NewsItem] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return f"{self.agency}/{self.lang}"
+
+
+class GovkzSpider(scrapy.Spider):
+    name = "govkz"
+
+    def __init__(
+        self,
+        agencies: str | list[str] | None = None,
+        langs: str | list[str] | None = None,
+        backfill: str | int | None = None,
+        since: str | datetime | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.agency_slugs = split_list(agencies)
+        self.langs = split_list(langs)
+        self.backfill = int(backfill) if backfill not in (None, "") else None
+        self.since = datetime.fromisoformat(since) if isinstance(since, str) else since
+        self.walks: dict[str, Walk] = {}
+        self.target = ",".join(self.agency_slugs)
+
+    # --- planning -----------------------------------------------------------------------------
+
+    async def start(self) -> AsyncIterator[Any]:
+        settings = self.settings
+        self.site = settings.get("GOVKZ_BASE_URL").rstrip("/")
+        self.page_size = settings.getint("GOVKZ_PAGE_SIZE", 50)
+        langs = self.langs or split_list(settings.get("GOVKZ_LANGS"))
+        agencies = self.agency_slugs or self._enabled_agencies()
+        for lang in langs:
+            if lang not in LANGS:
+                raise ValueError(f"unknown language {lang!r} (use {', '.join(LANGS)})")
+        from crawler.store import Archive
+
+        self.archive = Archive.open(db_path(settings))
+        for agency in agencies:
+            for lang in langs:
+                walk = Walk(agency, lang, self._plan(agency, lang))
+                self.walks[walk.name] = walk
+                yield self.list_request(walk, 1)
+
+    def _enabled_agencies(self) -> list[str]:
+        from crawler.agencies import AgencyRegistry
+
+        return [a.slug for a in AgencyRegistry.load() if a.enabled]
+
+    def _plan(self, agency: str, lang: str) -> PagingPlan:
+        settings = self.settings
+        backfill = self.backfill or settings.getint("GOVKZ_BACKFILL_PAGES", 2)
+        return PagingPlan(
+            backfill_pages=backfill,
+            max_pages=settings.getint("GOVKZ_MAX_PAGES", 200),
+            since=self.since,
+            high_water=self.archive.high_water(agency, lang),
+            forced_backfill=self.backfill is not None,
+        )
+
+    def closed(self, reason: str) -> None:
+        access = getattr(self.crawler, "govkz_access", None)
+        for walk in self.walks.values():
+            target = self._target(walk)
+            if access is not None and not target.strategy:
+                target.strategy = access.describe()
+        if getattr(self, "archive", None) is not None:
+            self.archive.close()
+
+    # --- requests -----------------------------------------------------------------------------
+
+    def _target(self, walk: Walk) -> TargetSummary:
+        return summary_for(self.crawler).target(walk.name)
+
+    def _api_request(self, url: str, walk: Walk, callback: Any, **kwargs: Any) -> scrapy.Request:
+        self._target(walk).requests += 1
+        return scrapy.Request(
+            url,
+            headers={"Accept": "application/json", "Accept-Language": walk.lang},
+            meta={"govkz_api": True},
+            callback=callback,
+            errback=self.request_failed,
+            cb_kwargs={"walk": walk, **kwargs},
+            dont_filter=True,
+        )
+
+    def list_request(self, walk: Walk, page: int) -> scrapy.Request:
+        url = list_url(self.site, walk.agency, page, self.page_size, since=walk.plan.since)
+        return self._api_request(url, walk, self.parse_list, page=page)
+
+    # --- callbacks ----------------------------------------------------------------------------
+
+    def parse_list(self, response: Response, walk: Walk, page: int) -> Iterator[Any]:
+        target = self._target(walk)
+        target.pages += 1
+        try:
+            items = parse_news_list(response.body, agency=walk.agency, lang=walk.lang,
+                                    site=self.site)
+        except LayoutChanged as exc:
+            yield from self.layout_changed(walk, response, exc)
+            return
+        if page == 1:
+            walk.newest = PagingPlan.newest(items)
+        known = self.archive.known_hashes(walk.agency, walk.lang, [i.id for i in items])
+        hashes = {i.id: self.archive.content_hash(i) for i in items}
+        for item in items:
+            if item.body_html or item.body_text:  # the list carried the body
+                yield item
+            else:
+                walk.pending_details += 1
+                yield self._api_request(detail_url(self.site, item.id), walk, self.parse_detail)
+        more, why = walk.plan.next_page(page, items, known, hashes)
+        self.logger.info("%s page %d: %d items; %s", walk.name, page, len(items), why)
+        if more:
+            yield self.list_request(walk, page + 1)
+        else:
+            walk.paging_done = True
+            yield from self._maybe_finish(walk)
+
+    def parse_detail(self, response: Response, walk: Walk) -> Iterator[Any]:
+        walk.pending_details -= 1
+        try:
+            yield parse_news_detail(response.body, agency=walk.agency, lang=walk.lang,
+                                    site=self.site)
+        except LayoutChanged as exc:
+            yield from self.layout_changed(walk, response, exc)
+            return
+        yield from self._maybe_finish(walk)
+
+    def _maybe_finish(self, walk: Walk) -> Iterator[Any]:
+        # The mark moves only when the walk ended normally and every item of it was yielded.
+        if walk.paging_done and walk.pending_details == 0 and not walk.failed:
+            yield SyncMark(walk.agency, walk.lang, walk.newest)
+
+    def parse_rss(self, response: Response, walk: Walk) -> Iterator[Any]:
+        target = self._target(walk)
+        target.pages += 1
+        target.strategy = "rss (API refused)"
+        try:
+            result = parse_official_rss(response.body, agency=walk.agency, lang=walk.lang,
+                                        site=self.site)
+        except LayoutChanged as exc:
+            yield from self.layout_changed(walk, response, exc)
+            return
+        target.skipped += [f"RSS item without an id: {what}" for what in result.skipped]
+        yield from result.items
+        # RSS shows only the newest items: not a complete walk, so the mark stays put.
+
+    # --- failures -----------------------------------------------------------------------------
+
+    def layout_changed(self, walk: Walk, response: Response, exc: LayoutChanged) -> Iterator[Any]:
+        walk.failed = True
+        self._target(walk).errors.append(f"layout changed: {exc.reason} ({response.url})")
+        yield ResponseSample(walk.agency, walk.lang, response.url, response.status, exc.reason,
+                             response.body[:65536])
+
+    def request_failed(self, failure: Failure) -> Iterator[Any]:
+        request = failure.request
+        walk: Walk = request.cb_kwargs["walk"]
+        if failure.check(UseRssFallback):
+            if not walk.failed:
+                walk.failed = True  # the API walk is over; the RSS gives what it can
+                yield scrapy.Request(
+                    rss_url(self.site, walk.agency, walk.lang), callback=self.parse_rss,
+                    errback=self.rss_failed, cb_kwargs={"walk": walk}, dont_filter=True,
+                )
+            return
+        walk.failed = True
+        self._target(walk).errors.append(describe_failure(failure))
+
+    def rss_failed(self, failure: Failure) -> None:
+        walk: Walk = failure.request.cb_kwargs["walk"]
+        self._target(walk).errors.append(
+            "every access strategy was refused and the official RSS failed too: "
+            + describe_failure(failure)
+        )
+
+
+def describe_failure(failure: Failure) -> str:
+    """One line for a failed request: what went wrong, never a traceback."""
+    url = failure.request.url if getattr(failure, "request", None) else ""
+    if failure.check(HttpError):
+        status = failure.value.response.status
+        return f"HTTP {status} from {url} (after retries)" if status >= 500 else \
+            f"HTTP {status} from {url}"
+    if failure.check(AccessRefused):
+        return f"access refused: {failure.getErrorMessage()}"
+    if failure.check(TwistedTimeoutError):
+        return f"timed out: {url}"
+    return f"{failure.type.__name__}: {failure.getErrorMessage()} ({url})"

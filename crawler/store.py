@@ -1,0 +1,350 @@
+"""The SQLite archive: every item ever seen, its versions, the agencies and the crawl log.
+
+The only module (with crawler/migrations.py) that knows SQL. The schema is a public contract:
+people query it with sqlite-utils and Datasette (see crawler/migrations.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from crawler.errors import StoreError
+from crawler.items import LANGS, NewsItem
+from crawler.migrations import migrate, transaction
+from crawler.store_monitor import MonitorTables
+from crawler.timeutil import ALMATY, isoformat, localize, utcnow
+
+CRAWL_STATUSES = ("running", "ok", "partial", "failed")
+CRAWL_COUNTS = ("found", "new", "updated", "unchanged", "skipped", "incomplete")
+AGENCY_FIELDS = ("enabled", "parent", "kind")
+ITEM_ORDER = "published DESC, id DESC"
+KEY_WHERE = "agency = ? AND lang = ?"
+# Parameters per IN (...) query: well under SQLite's oldest limit of 999 variables.
+CHUNK = 500
+
+
+class SaveResult(StrEnum):
+    NEW = "new"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _stamp(now: datetime | None) -> str:
+    """A bookkeeping timestamp (first_seen, started, ...): UTC, ISO 8601 with offset."""
+    return isoformat(localize(now or utcnow()).astimezone(UTC))
+
+
+def _published(value: datetime | None) -> str | None:
+    # gov.kz local time for every item, so that string order is time order (except for the
+    # hour repeated when Almaty moved from UTC+6 to UTC+5 on 2024-03-01).
+    return isoformat(localize(value).astimezone(ALMATY)) if value else None
+
+
+def _merge(old: list[str], new: list[str]) -> list[str]:
+    """Ordered union: the old categories first, then the new ones not seen before."""
+    return list(dict.fromkeys([*old, *new]))
+
+
+def _decode_item(row: dict[str, Any]) -> dict[str, Any]:
+    row["categories"] = json.loads(row["categories"] or "[]")
+    row["incomplete"] = bool(row["incomplete"])
+    return row
+
+
+class Archive(MonitorTables):
+    """The archive on one sqlite-utils Database (one connection: use it from one thread)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @classmethod
+    def open(cls, path: str | Path) -> Archive:
+        """Open (create, upgrade) the archive at `path`; StoreError with the reason on failure."""
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = Database(path)
+            try:
+                db.enable_wal()  # readers (feeds, the HTTP server) never wait for the crawler
+                migrate(db)
+            except BaseException:
+                db.close()
+                raise
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open archive {path}: {_one_line(exc)}") from exc
+        return cls(db)
+
+    @classmethod
+    def memory(cls) -> Archive:
+        """A migrated in-memory archive, for tests."""
+        db = Database(memory=True)
+        migrate(db)
+        return cls(db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    @contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        """One transaction; a database failure (disk full, read-only, locked) is a StoreError."""
+        try:
+            with transaction(self.db):
+                yield
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot {what}: {_one_line(exc)}") from exc
+
+    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        return list(self.db.query(sql, list(params)))
+
+    def _insert(self, table: str, row: dict[str, Any]) -> int:
+        cols = ", ".join(row)
+        marks = ", ".join("?" * len(row))
+        sql = f"INSERT INTO {table} ({cols}) VALUES ({marks})"
+        return self.db.execute(sql, list(row.values())).lastrowid or 0
+
+    def _update(self, table: str, where: dict[str, Any], changes: dict[str, Any]) -> None:
+        sets = ", ".join(f"{col} = ?" for col in changes)
+        cond = " AND ".join(f"{col} = ?" for col in where)
+        self.db.execute(
+            f"UPDATE {table} SET {sets} WHERE {cond}", [*changes.values(), *where.values()]
+        )
+
+    # --- crawls ---------------------------------------------------------------------------
+
+    def begin_crawl(self, kind: str, target: str = "", *, now: datetime | None = None) -> int:
+        with self._writing("record the crawl"):
+            return self._insert("crawls", {"kind": kind, "target": target, "started": _stamp(now)})
+
+    def finish_crawl(
+        self,
+        crawl_id: int,
+        *,
+        status: str,
+        counts: dict[str, int],
+        errors: list[str],
+        strategy: str | None = None,
+        requests: int = 0,
+        now: datetime | None = None,
+    ) -> None:
+        if status not in CRAWL_STATUSES:
+            raise ValueError(f"unknown crawl status {status!r}")
+        changes: dict[str, Any] = {name: int(counts.get(name, 0)) for name in CRAWL_COUNTS}
+        changes |= {
+            "finished": _stamp(now), "status": status, "strategy": strategy, "requests": requests,
+            "errors": json.dumps(list(errors), ensure_ascii=False), "error_count": len(errors),
+        }  # fmt: skip
+        with self._writing("record the crawl"):
+            if not self._rows("SELECT id FROM crawls WHERE id = ?", [crawl_id]):
+                raise ValueError(f"no crawl {crawl_id}")
+            self._update("crawls", {"id": crawl_id}, changes)
+
+    def crawls(self, limit: int = 20) -> list[dict]:
+        rows = self._rows("SELECT * FROM crawls ORDER BY id DESC LIMIT ?", [limit])
+        return [{**row, "errors": json.loads(row["errors"] or "[]")} for row in rows]
+
+    # --- items ----------------------------------------------------------------------------
+
+    @staticmethod
+    def content_hash(item: NewsItem) -> str:
+        """SHA-256 of what a reader sees change: title, body_html and body_text."""
+        digest = hashlib.sha256()
+        for part in (item.title, item.body_html, item.body_text):
+            digest.update(part.encode())
+            digest.update(b"\0")  # a separator, so ("ab", "") and ("a", "b") differ
+        return digest.hexdigest()
+
+    def save_item(
+        self, item: NewsItem, *, crawl_id: int | None = None, now: datetime | None = None
+    ) -> SaveResult:
+        """Store `item` in one transaction: a crash never leaves half an item behind."""
+        stamp = _stamp(now)
+        digest = self.content_hash(item)
+        with self._writing(f"save {item.agency}/{item.id}/{item.lang}"):
+            row = self._get_raw(item.agency, item.id, item.lang)
+            if row is None:
+                self._insert_new(item, digest, stamp, crawl_id)
+                return SaveResult.NEW
+            key = {"agency": item.agency, "id": item.id, "lang": item.lang}
+            if item.incomplete and not row["incomplete"]:
+                # A cut-off copy of an item we hold complete: never downgrade it.
+                self._update("items", key, {"last_seen": stamp})
+                return SaveResult.UNCHANGED
+            changes = self._metadata_changes(row, item)
+            changes["last_seen"] = stamp
+            result = SaveResult.UNCHANGED
+            if row["incomplete"] and not item.incomplete:
+                changes |= {"published": _published(item.published), "incomplete": 0}
+                result = SaveResult.UPDATED
+            if digest != row["content_hash"]:
+                version = row["version"] + 1
+                changes |= {
+                    "title": item.title, "body_text": item.body_text, "body_html": item.body_html,
+                    "summary": item.summary or row["summary"], "content_hash": digest,
+                    "source": item.source or row["source"], "version": version, "updated": stamp,
+                }  # fmt: skip
+                self._insert_version(item, version, digest, stamp, crawl_id)
+                result = SaveResult.UPDATED
+            self._update("items", key, changes)
+            return result
+
+    @staticmethod
+    def _metadata_changes(row: dict[str, Any], item: NewsItem) -> dict[str, Any]:
+        """What a re-seen item adds without changing its content: views, categories, gaps."""
+        changes: dict[str, Any] = {}
+        if item.views is not None and item.views != row["views"]:
+            changes["views"] = item.views
+        old = json.loads(row["categories"] or "[]")
+        merged = _merge(old, item.categories)
+        if merged != old:
+            changes["categories"] = json.dumps(merged, ensure_ascii=False)
+        if not row["image"] and item.image:
+            changes["image"] = item.image
+        if not row["summary"] and item.summary:
+            changes["summary"] = item.summary
+        return changes
+
+    def _insert_new(self, item: NewsItem, digest: str, stamp: str, crawl_id: int | None) -> None:
+        self._insert("items", {
+            "agency": item.agency, "id": item.id, "lang": item.lang,
+            "published": _published(item.published), "title": item.title, "url": item.url,
+            "summary": item.summary, "body_text": item.body_text, "body_html": item.body_html,
+            "categories": json.dumps(_merge([], item.categories), ensure_ascii=False),
+            "image": item.image, "views": item.views, "incomplete": int(item.incomplete),
+            "source": item.source, "content_hash": digest, "version": 1,
+            "updated": stamp, "first_seen": stamp, "last_seen": stamp,
+        })  # fmt: skip
+        self._insert_version(item, 1, digest, stamp, crawl_id)
+
+    def _insert_version(
+        self, item: NewsItem, version: int, digest: str, stamp: str, crawl_id: int | None
+    ) -> None:
+        self._insert("item_versions", {
+            "agency": item.agency, "id": item.id, "lang": item.lang, "version": version,
+            "title": item.title, "body_text": item.body_text, "body_html": item.body_html,
+            "content_hash": digest, "seen_at": stamp, "crawl_id": crawl_id,
+        })  # fmt: skip
+
+    def _get_raw(self, agency: str, item_id: int, lang: str) -> dict[str, Any] | None:
+        sql = f"SELECT * FROM items WHERE {KEY_WHERE} AND id = ?"
+        return next(iter(self._rows(sql, [agency, lang, item_id])), None)
+
+    def get_item(self, agency: str, item_id: int, lang: str) -> dict | None:
+        row = self._get_raw(agency, item_id, lang)
+        return _decode_item(row) if row else None
+
+    def known_hashes(self, agency: str, lang: str, ids: Iterable[int]) -> dict[int, str]:
+        """{id: content_hash} of those `ids` already stored for this agency and language."""
+        wanted = list(dict.fromkeys(ids))
+        found: dict[int, str] = {}
+        for start in range(0, len(wanted), CHUNK):
+            chunk = wanted[start : start + CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            sql = f"SELECT id, content_hash FROM items WHERE {KEY_WHERE} AND id IN ({marks})"
+            rows = self._rows(sql, [agency, lang, *chunk])
+            found.update((row["id"], row["content_hash"]) for row in rows)
+        return found
+
+    def versions(self, agency: str, item_id: int, lang: str) -> list[dict]:
+        sql = f"SELECT * FROM item_versions WHERE {KEY_WHERE} AND id = ? ORDER BY version"
+        return self._rows(sql, [agency, lang, item_id])
+
+    def translations(self, agency: str, item_id: int) -> dict[str, str]:
+        sql = "SELECT lang, url FROM items WHERE agency = ? AND id = ? ORDER BY lang"
+        rows = self._rows(sql, [agency, item_id])
+        return {row["lang"]: row["url"] for row in rows}
+
+    # --- feeds and search -----------------------------------------------------------------
+
+    def feed_items(
+        self, agency: str | None = None, lang: str | None = None, limit: int = 50
+    ) -> list[dict]:
+        """Complete items (dated, not cut off), newest first."""
+        where = ["incomplete = 0", "published IS NOT NULL"]
+        params: list[Any] = []
+        for col, value in (("agency", agency), ("lang", lang)):
+            if value is not None:
+                where.append(f"{col} = ?")
+                params.append(value)
+        sql = f"SELECT * FROM items WHERE {' AND '.join(where)} ORDER BY {ITEM_ORDER} LIMIT ?"
+        return [_decode_item(row) for row in self._rows(sql, [*params, limit])]
+
+    def feed_groups(self) -> list[tuple[str, str]]:
+        rows = self._rows(
+            "SELECT DISTINCT agency, lang FROM items WHERE incomplete = 0 "
+            "AND published IS NOT NULL ORDER BY agency, lang"
+        )
+        return [(row["agency"], row["lang"]) for row in rows]
+
+    def search(self, query: str, limit: int = 20) -> list[dict]:
+        """Items whose title or body contains every word of `query`, best match first.
+
+        Each word is quoted, so FTS5 syntax in user input (AND, NOT, *, :, quotes) is literal.
+        """
+        words = query.split()
+        if not words:
+            return []
+        match = " ".join('"' + word.replace('"', '""') + '"' for word in words)
+        rows = self._rows(
+            "SELECT items.* FROM items_fts JOIN items ON items.rowid = items_fts.rowid "
+            f"WHERE items_fts MATCH ? ORDER BY items_fts.rank, {ITEM_ORDER} LIMIT ?",
+            [match, limit],
+        )
+        return [_decode_item(row) for row in rows]
+
+    # --- agencies -------------------------------------------------------------------------
+
+    def upsert_agency(
+        self,
+        slug: str,
+        *,
+        names: dict[str, str] | None = None,
+        now: datetime | None = None,
+        **fields: Any,
+    ) -> None:
+        """Create or update an agency; names and fields not given (or empty names) are kept.
+
+        `names` maps a language (kk, ru, en) to the agency's name; `fields` are enabled, parent,
+        kind. Passing fewer names than before never erases the others.
+        """
+        unknown = set(fields) - set(AGENCY_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown agency fields: {', '.join(sorted(unknown))}")
+        if set(names or {}) - set(LANGS):
+            raise ValueError(f"agency names must be keyed by language {LANGS}: {names}")
+        values = {f"name_{lang}": name for lang, name in (names or {}).items() if name}
+        values |= fields
+        if values.get("enabled") is None:
+            values.pop("enabled", None)  # NOT NULL: "not given", never "unknown"
+        else:
+            values["enabled"] = int(bool(values["enabled"]))
+        stamp = _stamp(now)
+        with self._writing(f"save agency {slug}"):
+            rows = self._rows("SELECT * FROM agencies WHERE slug = ?", [slug])
+            if not rows:
+                self._insert(
+                    "agencies", {"slug": slug, **values, "first_seen": stamp, "updated": stamp}
+                )
+                return
+            changes = {col: v for col, v in values.items() if rows[0][col] != v}
+            if changes:
+                self._update("agencies", {"slug": slug}, {**changes, "updated": stamp})
+
+    def agencies(self) -> list[dict]:
+        rows = self._rows("SELECT * FROM agencies ORDER BY slug")
+        return [{**row, "enabled": bool(row["enabled"])} for row in rows]

@@ -1,0 +1,60 @@
+"""When to stop paging an agency's news list (pure: no requests, no storage).
+
+gov.kz lists news newest first with no total count, so a crawl walks pages until it reaches what
+it already has. The archive remembers, per agency and language, the newest publication date at
+the end of the last *completed* walk (the high-water mark). A walk killed half-way leaves the old
+mark, so the next walk goes on past the items it already stored until it reaches the old mark:
+nothing between is lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from crawler.items import NewsItem
+
+
+@dataclass(frozen=True)
+class PagingPlan:
+    backfill_pages: int = 3  # depth of a first walk (or a forced one with --backfill)
+    max_pages: int = 200  # hard bound on one walk, whatever happens
+    since: datetime | None = None  # walk back to this date instead of backfill_pages
+    high_water: datetime | None = None  # newest date of the last completed walk
+    forced_backfill: bool = False  # --backfill given explicitly: walk at least that deep
+
+    def next_page(
+        self, page: int, items: list[NewsItem], known: dict[int, str], hashes: dict[int, str]
+    ) -> tuple[bool, str]:
+        """Whether to fetch page+1 after `page` gave `items`, and why (for the log).
+
+        `known` maps stored ids to their content hash; `hashes` the same for `items` as fetched.
+        """
+        if not items:
+            return False, "end of list"
+        if page >= self.max_pages:
+            return False, f"max pages ({self.max_pages}) reached"
+        dated = [i.published for i in items if i.published is not None]
+        oldest = min(dated) if dated else None
+        if self.since is not None:
+            if oldest is not None and oldest <= self.since:
+                return False, "reached --since date"
+            return True, "walking back to --since date"
+        if self.forced_backfill and page < self.backfill_pages:
+            return True, "backfill"
+        if self.high_water is None:
+            if page < self.backfill_pages:
+                return True, "first walk: backfill"
+            return False, f"first walk: backfilled {self.backfill_pages} page(s)"
+        all_known = all(known.get(i.id) == hashes.get(i.id) for i in items)
+        reached = oldest is not None and oldest <= self.high_water
+        if all_known and reached:
+            return False, "caught up"
+        if not all_known:
+            return True, "new or edited items on this page"
+        return True, "not yet back at the last walk's newest item"
+
+    @staticmethod
+    def newest(items: list[NewsItem]) -> datetime | None:
+        dated = [i.published for i in items if i.published is not None]
+        return max(dated) if dated else None

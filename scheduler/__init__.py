@@ -1,0 +1,1 @@
+"""The daemon: when to crawl, publishing, serving, health."""

@@ -1,0 +1,386 @@
+"""The daemon's HTTP server (twisted.web): feed files, the status page, metrics and health.
+
+    /                 a tiny index page
+    /feeds/<path>     the .atom, .rss and .opml files of the feeds directory, nothing else
+    /opml             <feeds>/index.opml
+    /status           the status page (?q= filters by name); /status.json the same as JSON
+    /metrics          Prometheus text format 0.0.4
+    /healthz          200 when the status provider is healthy and the data dir readable, else 503
+
+Feed files never touch the status provider, so old feeds stay available while the archive or the
+scheduler is failing. Nothing here imports the reactor at import time: the daemon picks it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import stat
+from collections import OrderedDict
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+from twisted.internet.interfaces import IListeningPort
+from twisted.web import http, pages, server, static
+from twisted.web.resource import Resource
+
+from scheduler.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from scheduler.metrics import Metrics
+from scheduler.status_page import (
+    CONTENT_SECURITY_POLICY,
+    StatusProvider,
+    filter_agencies,
+    render_index_html,
+    render_status_html,
+    status_json,
+)
+
+log = logging.getLogger(__name__)
+access_log = logging.getLogger(__name__ + ".access")
+
+FEED_TYPES = {
+    ".atom": "application/atom+xml; charset=utf-8",
+    ".rss": "application/rss+xml; charset=utf-8",
+    ".opml": "text/x-opml; charset=utf-8",
+}
+OPML_INDEX = "index.opml"
+HTML = "text/html; charset=utf-8"
+JSON = "application/json; charset=utf-8"
+
+
+# --- feed files ----------------------------------------------------------------------------------
+
+
+def resolve_feed(root: Path, segments: list[bytes]) -> Path | None:
+    """The feed file a URL path (already split and percent-decoded by Twisted) names, or None.
+
+    Refuses empty, dot and dot-dot segments, hidden files (the feed writer's temporary files),
+    encoded separators and NUL bytes, anything whose real path (symlinks followed) leaves `root`,
+    directories, and files that are not feeds.
+    """
+    names = []
+    for segment in segments:
+        try:
+            name = segment.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        if not name or name.startswith(".") or any(c in name for c in "/\\\x00"):
+            return None
+        names.append(name)
+    if not names:
+        return None
+    try:
+        base = root.resolve(strict=True)
+        target = base.joinpath(*names).resolve(strict=True)
+    except (OSError, RuntimeError):  # missing, unreadable, or a symlink loop
+        return None
+    if not target.is_relative_to(base) or not target.is_file() or target.suffix not in FEED_TYPES:
+        return None
+    return target
+
+
+def accepts_gzip(header: bytes | None) -> bool:
+    """Whether an Accept-Encoding value allows gzip (q-values honoured, `gzip;q=0` refuses)."""
+    best: float | None = None
+    wildcard = 0.0
+    for part in (header or b"").split(b","):
+        coding, _, params = part.partition(b";")
+        coding = coding.strip().lower()
+        q = 1.0
+        for param in params.split(b";"):
+            key, _, value = param.partition(b"=")
+            if key.strip().lower() == b"q":
+                try:
+                    q = float(value.strip())
+                except ValueError:
+                    q = 0.0
+        if coding in (b"gzip", b"x-gzip"):
+            best = max(best or 0.0, q)
+        elif coding == b"*":
+            wildcard = q
+    return (wildcard if best is None else best) > 0
+
+
+def etag_matches(if_none_match: bytes, etag: bytes) -> bool:
+    """RFC 9110 weak comparison against a comma-separated If-None-Match list.
+
+    (http.Request.setETag splits the list on whitespace, so `"a", "b"` would not match "a".)
+    """
+    if if_none_match.strip() == b"*":
+        return True
+    tags = (t.strip().removeprefix(b"W/") for t in if_none_match.split(b","))
+    return etag.removeprefix(b"W/") in tags
+
+
+class GzipCache:
+    """Compressed bodies of recently served feeds, keyed by file identity and version."""
+
+    def __init__(self, size: int = 128) -> None:
+        self._size = size
+        self._bodies: OrderedDict[tuple[int, ...], bytes] = OrderedDict()
+
+    def get(self, st: os.stat_result, fh: IO[bytes]) -> bytes:
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        body = self._bodies.get(key)
+        if body is None:
+            # mtime=0 makes the bytes a function of the content, so the strong ETag holds.
+            body = gzip.compress(fh.read(), compresslevel=6, mtime=0)
+            self._bodies[key] = body
+            if len(self._bodies) > self._size:
+                self._bodies.popitem(last=False)
+        self._bodies.move_to_end(key)
+        return body
+
+
+class FeedFile(static.File):
+    """One feed file, with what static.File lacks: ETag, RFC-correct conditional GET, caching
+    headers, and gzip.
+
+    Gzip is done here rather than with GzipEncoderFactory: in Twisted 26.10 its encoder writes
+    the gzip header and trailer after the headers of HEAD and 304 responses, which corrupts
+    keep-alive connections, and it cannot give the gzipped variant a Content-Length or its own
+    ETag. The file is opened once and its fstat drives every header, so the headers always
+    describe the bytes sent even while the feed writer replaces the file.
+    """
+
+    def __init__(self, path: Path, *, max_age: int, gzip_cache: GzipCache) -> None:
+        super().__init__(str(path))
+        self.type = FEED_TYPES[path.suffix]
+        self.encoding = None
+        self._max_age = max_age
+        self._gzip_cache = gzip_cache
+        self._size = 0
+
+    def openForReading(self) -> IO[bytes]:
+        # The path is already resolved; O_NOFOLLOW stops a symlink swapped in since then.
+        fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        return os.fdopen(fd, "rb")
+
+    def getFileSize(self) -> int:
+        return self._size
+
+    def render_GET(self, request: server.Request) -> bytes | int:
+        try:
+            fh = self.openForReading()
+        except OSError:
+            return pages.notFound().render(request)
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            fh.close()
+            return pages.notFound().render(request)
+        self._size = st.st_size
+        gzipped = accepts_gzip(request.getHeader(b"accept-encoding"))
+        etag = b'"%x-%x%s"' % (st.st_size, st.st_mtime_ns, b"-gzip" if gzipped else b"")
+        request.setHeader(b"etag", etag)
+        request.setHeader(b"last-modified", http.datetimeToString(int(st.st_mtime)))
+        request.setHeader(b"cache-control", b"public, max-age=%d" % self._max_age)
+        request.setHeader(b"vary", b"Accept-Encoding")
+        if _not_modified(request, etag, int(st.st_mtime)):
+            fh.close()
+            request.setResponseCode(http.NOT_MODIFIED)
+            # Finishing here keeps the server from adding "Content-Length: 0" to the 304.
+            request.finish()
+            return server.NOT_DONE_YET
+        if gzipped:
+            with fh:
+                body = self._gzip_cache.get(st, fh)
+            request.setHeader(b"content-type", self.type.encode())
+            request.setHeader(b"content-encoding", b"gzip")
+            request.setHeader(b"content-length", b"%d" % len(body))
+            return b"" if request.method == b"HEAD" else body
+        request.setHeader(b"accept-ranges", b"bytes")
+        if request.method == b"HEAD":
+            fh.close()
+            self._setContentHeaders(request)
+            return b""
+        self.makeProducer(request, fh).start()  # static.File's producers, Range included
+        return server.NOT_DONE_YET
+
+    render_HEAD = render_GET
+
+
+def _not_modified(request: server.Request, etag: bytes, mtime: int) -> bool:
+    # RFC 9110 §13.2.2: If-None-Match, when present, decides alone.
+    if_none_match = request.getHeader(b"if-none-match")
+    if if_none_match is not None:
+        return etag_matches(if_none_match, etag)
+    since = request.getHeader(b"if-modified-since")
+    if not since:
+        return False
+    try:
+        return mtime <= http.stringToDatetime(since.split(b";", 1)[0])
+    except ValueError:
+        return False
+
+
+class FeedTree(Resource):
+    """/feeds/...: the rest of the URL path names a file inside the feeds directory.
+
+    With `fixed`, serves that one file and nothing below it (/opml)."""
+
+    isLeaf = True
+
+    def __init__(self, root: Path, metrics: Metrics, *, max_age: int, fixed: str | None = None):
+        super().__init__()
+        self._root = root
+        self._metrics = metrics
+        self._max_age = max_age
+        self._fixed = fixed
+        self._gzip_cache = GzipCache()
+
+    def render(self, request: server.Request) -> bytes | int:
+        segments = list(request.postpath)
+        if self._fixed is not None:
+            segments = [self._fixed.encode()] if not segments else [b""]
+        path_class = _path_class(segments)
+        request.notifyFinish().addBoth(
+            lambda _: self._metrics.record_feed_request(path_class, request.code)
+        )
+        target = resolve_feed(self._root, segments)
+        if target is None:
+            return pages.notFound().render(request)
+        feed = FeedFile(target, max_age=self._max_age, gzip_cache=self._gzip_cache)
+        return feed.render(request)
+
+
+def _path_class(segments: list[bytes]) -> str:
+    """The metrics label of a feed request: the feed type it asks for, or "other"."""
+    suffix = PurePosixPath(segments[-1].decode("utf-8", "replace")).suffix if segments else ""
+    return suffix[1:] if suffix in FEED_TYPES else "other"
+
+
+# --- pages ---------------------------------------------------------------------------------------
+
+
+def _answer(
+    request: server.Request, body: str | bytes, content_type: str, code: int = 200
+) -> bytes:
+    request.setResponseCode(code)
+    request.setHeader(b"content-type", content_type.encode())
+    request.setHeader(b"cache-control", b"no-store")
+    request.setHeader(b"x-content-type-options", b"nosniff")
+    return body.encode("utf-8") if isinstance(body, str) else body
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=1) + "\n"
+
+
+class _Page(Resource):
+    """A page with nothing below it (/status/x is a 404, with Twisted's escaping error page)."""
+
+    def getChild(self, path: bytes, request: server.Request) -> Resource:
+        return pages.notFound()
+
+
+class IndexPage(_Page):
+    def render_GET(self, request: server.Request) -> bytes:
+        return _answer(request, render_index_html(), HTML)
+
+
+class StatusPage(_Page):
+    """/status (HTML) or /status.json; ?q= filters by agency name or slug."""
+
+    def __init__(self, provider: StatusProvider, *, as_json: bool) -> None:
+        super().__init__()
+        self._provider = provider
+        self._as_json = as_json
+
+    def render_GET(self, request: server.Request) -> bytes:
+        query = request.args.get(b"q", [b""])[0].decode("utf-8", "replace")
+        try:
+            agencies = self._provider.agencies_status()
+        except Exception as exc:  # any provider failure: the page says so instead of a 500
+            log.exception("the status provider failed")
+            if self._as_json:
+                return _answer(request, _json({"error": str(exc)}), JSON, 503)
+            return pages.errorPage(503, "Status unavailable", str(exc)).render(request)
+        shown = filter_agencies(agencies, query)
+        if self._as_json:
+            return _answer(request, _json(status_json(shown)), JSON)
+        request.setHeader(b"content-security-policy", CONTENT_SECURITY_POLICY.encode())
+        html = render_status_html(shown, query=query, total=len(agencies))
+        return _answer(request, html, HTML)
+
+
+class MetricsPage(_Page):
+    def __init__(self, metrics: Metrics) -> None:
+        super().__init__()
+        self._metrics = metrics
+
+    def render_GET(self, request: server.Request) -> bytes:
+        return _answer(request, self._metrics.render(), METRICS_CONTENT_TYPE)
+
+
+class HealthPage(_Page):
+    def __init__(self, provider: StatusProvider, data_dir: Path) -> None:
+        super().__init__()
+        self._provider = provider
+        self._data_dir = data_dir
+
+    def render_GET(self, request: server.Request) -> bytes:
+        try:
+            healthy, detail = self._provider.health()
+        except Exception as exc:  # a health check that raises is an unhealthy daemon
+            healthy, detail = False, f"health check failed: {exc}"
+        if not _readable_dir(self._data_dir):
+            healthy, detail = False, f"data directory not readable: {self._data_dir}"
+        body = {"status": "ok" if healthy else "unhealthy", "detail": detail}
+        return _answer(request, _json(body), JSON, 200 if healthy else 503)
+
+
+def _readable_dir(path: Path) -> bool:
+    return path.is_dir() and os.access(path, os.R_OK | os.X_OK)
+
+
+# --- site ----------------------------------------------------------------------------------------
+
+
+class AccessLogSite(server.Site):
+    """A Site that writes one access line per request to Python logging instead of Twisted's
+    log, and stays quiet about starting and stopping."""
+
+    noisy = False
+    displayTracebacks = False
+
+    def log(self, request: server.Request) -> None:
+        client = getattr(request.getClientAddress(), "host", "-")
+        agent = request.getHeader(b"user-agent") or b"-"
+        access_log.info(
+            '%s "%s %s %s" %d %d "%s"',
+            client,
+            request.method.decode("ascii", "backslashreplace"),
+            request.uri.decode("ascii", "backslashreplace"),
+            request.clientproto.decode("ascii", "backslashreplace"),
+            request.code,
+            request.sentLength,
+            agent.decode("ascii", "backslashreplace"),
+        )
+
+
+def build_site(
+    feeds_dir: Path, provider: StatusProvider, metrics: Metrics, *, cache_max_age: int = 300
+) -> server.Site:
+    """The whole HTTP interface of the daemon, ready for listen()."""
+    feeds_dir = Path(feeds_dir)
+    root = _Page()
+    root.putChild(b"", IndexPage())
+    root.putChild(b"feeds", FeedTree(feeds_dir, metrics, max_age=cache_max_age))
+    root.putChild(b"opml", FeedTree(feeds_dir, metrics, max_age=cache_max_age, fixed=OPML_INDEX))
+    root.putChild(b"status", StatusPage(provider, as_json=False))
+    root.putChild(b"status.json", StatusPage(provider, as_json=True))
+    root.putChild(b"metrics", MetricsPage(metrics))
+    root.putChild(b"healthz", HealthPage(provider, feeds_dir.parent))
+    return AccessLogSite(root)
+
+
+def listen(
+    site: server.Site, host: str = "127.0.0.1", port: int = 8080, *, reactor: Any = None
+) -> IListeningPort:
+    """Start serving `site` on host:port (port 0 picks a free one) with the running reactor."""
+    if reactor is None:
+        # Imported here: importing it installs the default reactor, which is the caller's choice.
+        from twisted.internet import reactor
+    return reactor.listenTCP(port, site, interface=host)

@@ -1,0 +1,44 @@
+"""The command line: help, documentation, error messages."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from cli_helpers import ROOT, run_cli
+
+from crawler.cli import COMMANDS, build_parser
+
+
+def test_every_command_is_documented_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"govkz-monitor ([a-z-]+)", readme))
+    missing = sorted(set(COMMANDS) - documented)
+    assert not missing, f"commands missing from README.md: {missing}"
+
+
+def test_every_command_has_a_parser_and_help() -> None:
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command")
+    assert set(subparsers.choices) == set(COMMANDS)
+    for name, sub in subparsers.choices.items():
+        assert sub.description, f"{name} has no description"
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_help_runs(command: str) -> None:
+    result = run_cli(command, "--help", timeout=60)
+    assert result.returncode == 0
+    assert "usage: govkz-monitor" in result.stdout
+
+
+def test_no_command_prints_help_and_fails() -> None:
+    result = run_cli(timeout=60)
+    assert result.returncode == 2
+    assert "replay" in result.stdout
+
+
+def test_search_without_archive_is_a_clear_error(tmp_path) -> None:
+    result = run_cli("search", "anything", "--data", str(tmp_path), timeout=60)
+    assert result.returncode != 0
+    assert "no archive" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,354 @@
+"""The JSON news API extractor: every shape DESIGN.md §3 describes, and every way it can break."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from crawler.errors import LayoutChanged
+from crawler.extract import api
+from crawler.extract.htmlbody import clean_body, html_to_text, summarize
+from crawler.items import ITEM_URL_RE
+from crawler.timeutil import ALMATY
+
+FIXTURES = Path(__file__).parent / "fixtures" / "api"
+MOCK = "http://127.0.0.1:8765"
+
+
+def fixture(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def parse(name: str, **kwargs) -> list:
+    return api.parse_news_list(fixture(name), agency="pravstat", lang="ru", **kwargs)
+
+
+# --- created_date ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected_utc"),
+    [
+        ("2026-02-27T10:15:30.123+05:00", datetime(2026, 2, 27, 5, 15, 30, 123000, tzinfo=UTC)),
+        ("2026-02-27T05:15:30.123Z", datetime(2026, 2, 27, 5, 15, 30, 123000, tzinfo=UTC)),
+        ("2026-02-27T05:15:30Z", datetime(2026, 2, 27, 5, 15, 30, tzinfo=UTC)),
+        ("2026-02-27T10:15:30+0500", datetime(2026, 2, 27, 5, 15, 30, tzinfo=UTC)),
+        ("2026-02-27T10:15:30.123456789+05:00", datetime(2026, 2, 27, 5, 15, 30, 123456, UTC)),
+        # No offset: gov.kz local time, UTC+5 since 2024-03-01 ...
+        ("2024-03-02T12:00:00", datetime(2024, 3, 2, 7, 0, tzinfo=UTC)),
+        ("2026-02-27 10:15", datetime(2026, 2, 27, 5, 15, tzinfo=UTC)),
+        # ... and UTC+6 before.
+        ("2024-02-29T12:00:00", datetime(2024, 2, 29, 6, 0, tzinfo=UTC)),
+        ("2024-02-29T12:00:00.500", datetime(2024, 2, 29, 6, 0, 0, 500000, tzinfo=UTC)),
+        ("2023-12-31", datetime(2023, 12, 30, 18, 0, tzinfo=UTC)),
+        ("2026-02-27", datetime(2026, 2, 26, 19, 0, tzinfo=UTC)),
+        ("  2026-02-27T10:15:30+05:00 ", datetime(2026, 2, 27, 5, 15, 30, tzinfo=UTC)),
+    ],
+)
+def test_created_date_forms(value: str, expected_utc: datetime) -> None:
+    parsed = api.parse_created_date(value)
+    assert parsed.tzinfo is not None
+    assert parsed == expected_utc
+    assert parsed.tzinfo == ALMATY  # presented in gov.kz local time
+
+
+@pytest.mark.parametrize(
+    ("value", "offset_hours"), [("2024-02-29T23:59:59", 6), ("2024-03-01T00:00:00", 5)]
+)
+def test_naive_dates_follow_almaty_offset_change(value: str, offset_hours: int) -> None:
+    assert api.parse_created_date(value).utcoffset() == timedelta(hours=offset_hours)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, "", "   ", "yesterday", "27.02.2026", "2026-02-30", "2026-13-01T00:00:00",
+     "2026-W09-5", "20260227", 1772167530000, "2026-02-27T10:15:30+05:00 extra"],
+)
+def test_created_date_garbage_is_a_layout_change(value) -> None:
+    with pytest.raises(LayoutChanged, match="created_date"):
+        api.parse_created_date(value)
+
+
+# --- list pages -----------------------------------------------------------------------------
+
+
+def test_normal_list() -> None:
+    items = parse("list_normal.json")
+    assert [item.id for item in items] == [1171712, 1171695, 1171650]
+    first = items[0]
+    assert first.agency == "pravstat" and first.lang == "ru" and first.source == "api"
+    assert first.url == (
+        "https://www.gov.kz/memleket/entities/pravstat/press/news/details/1171712?lang=ru"
+    )
+    assert ITEM_URL_RE.match(first.url)
+    assert first.title == "О проведении сельскохозяйственной переписи"  # white space folded
+    assert first.published == datetime(2026, 2, 27, 10, 15, 30, 123000, tzinfo=ALMATY)
+    assert first.summary == "Бюро национальной статистики сообщает о сроках переписи."
+    assert first.image == "https://www.gov.kz/uploads/2026/2/27/hero_1171712.jpg"
+    assert 'href="https://www.gov.kz/uploads/2026/2/27/perepis.pdf"' in first.body_html
+    assert "<b>сообщает</b>" in first.body_html
+    assert first.body_text == (
+        "Бюро национальной статистики сообщает, что перепись пройдёт в июле.\n\n"
+        "Подробности в положении."
+    )
+    assert not first.incomplete
+
+
+def test_string_id_z_date_null_heropic_and_br() -> None:
+    item = parse("list_normal.json")[1]
+    assert item.id == 1171695 and isinstance(item.id, int)
+    assert item.published == datetime(2026, 2, 27, 4, 0, tzinfo=UTC)
+    assert item.published.utcoffset() == timedelta(hours=5)
+    assert item.image is None
+    assert item.body_text == "Посол провёл встречу.\nСтороны обсудили сотрудничество."
+    # No short_description: the summary is the start of the text, on one line.
+    assert item.summary == "Посол провёл встречу. Стороны обсудили сотрудничество."
+
+
+def test_absolute_heropic_and_nbsp() -> None:
+    item = parse("list_normal.json")[2]
+    assert item.image == "https://cdn.example.org/img/itogi.png"
+    assert item.body_text == "Первый абзац итогов.\n\nВторой абзац с неразрывным пробелом."
+
+
+def test_naive_dates_in_a_list() -> None:
+    items = parse("list_naive_dates.json")
+    assert [item.published.utcoffset() for item in items] == [
+        timedelta(hours=5), timedelta(hours=6), timedelta(hours=6)
+    ]
+    assert items[2].published == datetime(2023, 12, 31, tzinfo=ALMATY)
+
+
+def test_whole_html_document_body_is_unwrapped() -> None:
+    (item,) = parse("list_html_document_body.json")
+    assert "<html" not in item.body_html and "<body" not in item.body_html
+    assert "<head" not in item.body_html and "<title" not in item.body_html
+    assert "Документ" not in item.body_text  # the <title> is not text a reader sees
+    assert "color:red" not in item.body_text and "alert" not in item.body_text
+    assert 'href="https://www.gov.kz/uploads/2026/1/15/prikaz.docx"' in item.body_html
+    assert 'src="https://www.gov.kz/uploads/2026/1/15/scan.png"' in item.body_html
+    assert 'href="https://adilet.zan.kz/rus/docs/V2600001"' in item.body_html
+    assert item.body_text == "Текст приказа скачать.\n\nСсылка на Әділет."
+    assert item.image == "https://www.gov.kz/uploads/2026/1/15/hero.jpg"  # no leading slash
+
+
+def test_links_point_at_the_given_site() -> None:
+    items = parse("list_normal.json", site=MOCK + "/")
+    assert items[0].url == f"{MOCK}/memleket/entities/pravstat/press/news/details/1171712?lang=ru"
+    assert items[0].image == f"{MOCK}/uploads/2026/2/27/hero_1171712.jpg"
+    assert f'href="{MOCK}/uploads/2026/2/27/perepis.pdf"' in items[0].body_html
+    assert items[2].image == "https://cdn.example.org/img/itogi.png"
+
+
+def test_empty_list_is_the_end() -> None:
+    assert parse("list_empty.json") == []
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("list_truncated.json", "not JSON: invalid"),
+        ("list_html_page.html", "not JSON: an HTML page"),
+        ("list_object_content.json", "expected a JSON array, got an object with keys content"),
+        ("list_error_notallowed.json", "got an object with error 'notAllowed'"),
+        ("list_renamed_title.json", "element 0: no title (fields: body, created_date, id, name)"),
+        ("detail.json", "expected a JSON array, got an object"),
+    ],
+)
+def test_broken_list_pages_raise(name: str, reason: str) -> None:
+    with pytest.raises(LayoutChanged) as caught:
+        parse(name)
+    assert reason in caught.value.reason
+    assert caught.value.sample == fixture(name)[:2048]
+
+
+@pytest.mark.parametrize(
+    ("elements", "reason"),
+    [
+        ([{"title": "t", "created_date": "2026-01-01"}], "element 0: no id"),
+        ([{"id": 1, "title": "t"}], "element 0: no created_date"),
+        ([{"id": 1, "title": None, "created_date": None}], "no title, created_date"),
+        ([{"id": "12a", "title": "t", "created_date": "2026-01-01"}], "id: not a positive"),
+        ([{"id": -5, "title": "t", "created_date": "2026-01-01"}], "id: not a positive"),
+        ([{"id": True, "title": "t", "created_date": "2026-01-01"}], "id: not a positive"),
+        ([{"id": 1.5, "title": "t", "created_date": "2026-01-01"}], "id: not a positive"),
+        ([{"id": 1, "title": ["t"], "created_date": "2026-01-01"}], "title: not a string"),
+        ([{"id": 1, "title": "t", "created_date": "вчера"}], "element 0: created_date"),
+        (
+            [{"id": 1, "title": "t", "created_date": "2026-01-01"}, "stray"],
+            "element 1: a str, not an object",
+        ),
+    ],
+)
+def test_bad_elements_name_the_problem(elements: list, reason: str) -> None:
+    with pytest.raises(LayoutChanged, match="news list") as caught:
+        api.parse_news_list(json.dumps(elements).encode(), agency="a", lang="ru")
+    assert reason in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [(b"", "empty"), (b"null", "got null"), (b'"ok"', "got a string"), (b"42", "got a number"),
+     (b"\xff\xfe\x00garbage", "not JSON")],
+)
+def test_non_array_bodies(body: bytes, reason: str) -> None:
+    with pytest.raises(LayoutChanged) as caught:
+        api.parse_news_list(body, agency="a", lang="ru")
+    assert reason in caught.value.reason
+
+
+def test_empty_title_string_passes_to_validation() -> None:
+    # Shape is fine; the validate pipeline drops and counts empty titles.
+    body = json.dumps([{"id": 7, "title": "  ", "created_date": "2026-01-01"}]).encode()
+    (item,) = api.parse_news_list(body, agency="a", lang="kk")
+    assert item.title == "" and item.lang == "kk"
+
+
+# --- missing bodies and the detail endpoint -----------------------------------------------------
+
+
+def test_null_body_items_need_detail() -> None:
+    items = parse("list_null_body.json")
+    raw = api.raw_elements(fixture("list_null_body.json"))
+    assert [api.needs_detail(r) for r in raw] == [True, True, False]
+    assert items[0].body_html == "" and items[0].body_text == ""
+    assert items[0].summary == "Кратко о новости."
+    assert items[1].summary == ""
+    assert items[2].body_html == "<p>Полный текст.</p>"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [({"body": None}, True), ({}, True), ({"body": ""}, True), ({"body": " \n"}, True),
+     ({"body": 5}, True), ({"body": "<p>x</p>"}, False), ({"body": "text"}, False)],
+)
+def test_needs_detail(raw: dict, expected: bool) -> None:
+    assert api.needs_detail(raw) is expected
+
+
+def test_detail() -> None:
+    item = api.parse_news_detail(
+        fixture("detail.json"), agency="pravstat", lang="ru", expected_id=1171800
+    )
+    assert item.id == 1171800 and item.title == "Без текста в списке"
+    assert item.body_html.startswith("<p>Полный текст") and "<body" not in item.body_html
+    assert (
+        'href="https://www.gov.kz/memleket/entities/pravstat/press/news/details/1171712?lang=ru"'
+        in item.body_html
+    )
+    assert item.image == "https://www.gov.kz/uploads/2026/3/1/hero_1171800.jpg"
+
+
+@pytest.mark.parametrize(
+    ("body", "kwargs", "reason"),
+    [
+        (fixture("detail_array.json"), {}, "expected a JSON object, got an array"),
+        (fixture("list_html_page.html"), {}, "not JSON: an HTML page"),
+        (b'{"error": "notFound"}', {}, "no id, title, created_date (fields: error)"),
+        (fixture("detail.json"), {"expected_id": 1}, "asked for 1, got 1171800"),
+    ],
+)
+def test_bad_detail(body: bytes, kwargs: dict, reason: str) -> None:
+    with pytest.raises(LayoutChanged, match="news detail") as caught:
+        api.parse_news_detail(body, agency="pravstat", lang="ru", **kwargs)
+    assert reason in caught.value.reason
+
+
+# --- URLs -------------------------------------------------------------------------------------
+
+
+def test_list_url() -> None:
+    url = api.list_url("https://www.gov.kz/", "pravstat", 1, 100)
+    assert url == (
+        "https://www.gov.kz/api/v1/public/content-manager/news"
+        "?sort-by=created_date:DESC&projects=eq:pravstat&page=1&size=100"
+    )
+
+
+@pytest.mark.parametrize(
+    ("since", "stamp"),
+    [
+        (datetime(2026, 2, 27, 10, 15, 30, 123456, tzinfo=ALMATY), "2026-02-27T05:15:30.123Z"),
+        (datetime(2026, 2, 27, 5, 0, tzinfo=UTC), "2026-02-27T05:00:00.000Z"),
+        (datetime(2024, 2, 1, 6, 0), "2024-02-01T00:00:00.000Z"),  # naive: Almaty, then +6
+    ],
+)
+def test_list_url_since_is_strictly_after_in_utc(since: datetime, stamp: str) -> None:
+    url = api.list_url(MOCK, "mfa-rabat", 3, 20, since=since)
+    query = parse_qs(urlsplit(url).query)
+    assert query["created_date"] == [f"gt:{stamp}"]
+    assert "gte:" not in url and "+" not in url
+    assert query["page"] == ["3"] and query["size"] == ["20"]
+    assert query["projects"] == ["eq:mfa-rabat"]
+    assert url.startswith(f"{MOCK}/api/v1/public/content-manager/news?")
+
+
+@pytest.mark.parametrize(("page", "size"), [(0, 10), (1, 0), (-1, 5)])
+def test_list_url_rejects_bad_pages(page: int, size: int) -> None:
+    with pytest.raises(ValueError):
+        api.list_url(MOCK, "a", page, size)
+
+
+def test_detail_url_and_language() -> None:
+    assert api.detail_url(MOCK + "/", 1171800) == (
+        f"{MOCK}/api/v1/public/content-manager/news/1171800"
+    )
+    assert api.language_headers("kk") == {"Accept-Language": "kk"}
+    with pytest.raises(ValueError):
+        api.language_headers("de")
+
+
+# --- body cleanup -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("markup", "html", "text"),
+    [
+        (None, "", ""),
+        ("", "", ""),
+        ("   ", "", ""),
+        ("plain words", "plain words", "plain words"),
+        ("<p>a</p><!-- note --><p>b</p>", "<p>a</p><p>b</p>", "a\n\nb"),
+        ("<p>one<br><br><br>two</p>", "<p>one<br><br><br>two</p>", "one\n\ntwo"),
+        ("<ul><li>x</li><li>y</li></ul>", "<ul><li>x</li><li>y</li></ul>", "x\n\ny"),
+        ("<table><tr><td>a</td><td>b</td></tr></table>",
+         "<table><tr><td>a</td><td>b</td></tr></table>", "a b"),
+        ('<?xml version="1.0" encoding="utf-8"?><p>x</p>', "<p>x</p>", "x"),
+        ('<a href="//cdn.gov.kz/f.pdf">f</a>', '<a href="https://cdn.gov.kz/f.pdf">f</a>', "f"),
+        ('<a href="#top">t</a>', '<a href="https://www.gov.kz/#top">t</a>', "t"),
+        ('<a href="mailto:press@gov.kz">m</a>', '<a href="mailto:press@gov.kz">m</a>', "m"),
+        ('<a href="http://[bad">b</a>', '<a href="http://[bad">b</a>', "b"),
+    ],
+)
+def test_clean_body(markup, html: str, text: str) -> None:
+    assert clean_body(markup, "https://www.gov.kz") == (html, text)
+
+
+def test_html_to_text_unescapes() -> None:
+    assert html_to_text("A &amp; B &lt;3") == "A & B <3"
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "expected"),
+    [
+        ("short  text\n\nhere", 300, "short text here"),
+        ("alpha beta gamma delta", 12, "alpha beta\u2026"),
+        ("alpha, beta gamma", 10, "alpha\u2026"),
+        ("x" * 40, 10, "x" * 10 + "\u2026"),
+        ("", 300, ""),
+    ],
+)
+def test_summarize(text: str, limit: int, expected: str) -> None:
+    assert summarize(text, limit) == expected
+
+
+def test_long_body_summary_is_cut_at_a_word() -> None:
+    words = " ".join(["слово"] * 100)
+    body = json.dumps([{"id": 3, "title": "t", "created_date": "2026-01-01",
+                        "body": f"<p>{words}</p>"}]).encode()
+    (item,) = api.parse_news_list(body, agency="a", lang="ru")
+    assert len(item.summary) <= 301 and item.summary.endswith("слово\u2026")
