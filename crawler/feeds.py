@@ -24,13 +24,7 @@ from lxml import etree
 
 from crawler.agencies import AgencyRegistry
 from crawler.items import GOVKZ_SITE, LANGS, press_page_url
-from crawler.sanitize import (
-    html_to_text,
-    sanitize_html,
-    strip_invalid_xml_chars,
-    text_to_html,
-    truncate,
-)
+from crawler.sanitize import html_to_text, plain_text, sanitize_html, text_to_html, truncate
 from crawler.timeutil import localize
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080/"
@@ -48,6 +42,7 @@ _DESCRIPTIONS = {
     None: "Press news published on gov.kz, all languages: {name}",
 }
 ALL_TITLE = "gov.kz: news of all agencies"
+LANGUAGE_NAMES = {"kk": "Қазақша", "ru": "Русский", "en": "English"}
 
 
 class FeedSource(Protocol):
@@ -98,7 +93,7 @@ class FeedReport:
 
 
 def _plain(text: str | None) -> str:
-    return " ".join(strip_invalid_xml_chars(text or "").split())
+    return plain_text(text or "")
 
 
 def _second(value: datetime) -> datetime:
@@ -126,18 +121,20 @@ def _generator(meta: FeedMeta, entries: list[EntryData]) -> FeedGenerator:
 
 
 class _TranslationLinks(BaseEntryExtension):
-    """Atom links to the same news in the other languages (rel="alternate" + hreflang).
+    """Atom links to the same news in the other languages: rel="related" with hreflang.
 
-    An extension because feedgen 1.0 drops rel/type/hreflang from the entry links it renders
-    itself; the item's own link is rendered by feedgen (a bare href, which Atom reads as
-    rel="alternate") so RSS gets it too."""
+    Not rel="alternate", although a translation is one: readers disagree on which of several
+    alternates is "the" link (feedparser takes the last, others the first or the first with an
+    explicit rel), so the item's own page stays the entry's only alternate. An extension
+    because feedgen 1.0 drops rel/type/hreflang from the entry links it renders itself."""
 
     def __init__(self) -> None:
         self.links: list[tuple[str, str]] = []
 
     def extend_atom(self, entry: Any) -> Any:
         for lang, url in self.links:
-            attrs = {"href": url, "rel": "alternate", "type": "text/html", "hreflang": lang}
+            attrs = {"href": url, "rel": "related", "type": "text/html", "hreflang": lang}
+            attrs["title"] = LANGUAGE_NAMES.get(lang, lang)
             etree.SubElement(entry, "link", attrs)
         return entry
 
@@ -146,7 +143,7 @@ def _add_entry(fg: FeedGenerator, entry: EntryData, *, atom: bool) -> None:
     fe = fg.add_entry(order="append")  # feedgen prepends by default
     fe.guid(entry.id, permalink=entry.id == entry.link)
     fe.title(_plain(entry.title) or entry.link)
-    fe.link(href=entry.link, rel="alternate")
+    fe.link(href=entry.link, rel="alternate")  # rendered as a bare href in Atom (see above)
     if atom:
         fe.register_extension("translations", _TranslationLinks, atom=True, rss=False)
         fe.translations.links = [
@@ -223,9 +220,9 @@ def entry_from_item(
     image = item.get("image")
     if image and image not in body:
         body = f'<p><img src="{html.escape(image)}" alt=""></p>{body}'
-    text = html_to_text(body)
-    summary = html_to_text(item.get("summary") or "") or truncate(text, SUMMARY_CHARS)
-    title = html_to_text(item.get("title") or "") or truncate(text, 80)
+    text = plain_text(html_to_text(body))
+    summary = plain_text(item.get("summary") or "") or truncate(text, SUMMARY_CHARS)
+    title = plain_text(item.get("title") or "") or truncate(text, 80)
     return EntryData(
         id=item["url"],
         title=title or f"{item.get('agency', '')} #{item.get('id', '')}",

@@ -96,3 +96,13 @@ class ResponseSample:
     status: int
     reason: str
     body: bytes
+
+
+@dataclass
+class AgencyRecord:
+    """One agency as gov.kz's directory (GraphQL `projectdetails`) lists it, in one language."""
+
+    slug: str
+    lang: str
+    name: str
+    parent: str | None = None

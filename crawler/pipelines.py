@@ -13,7 +13,7 @@ from typing import Any
 from scrapy.exceptions import DropItem
 
 from crawler.errors import GovkzError
-from crawler.items import LANGS, NewsItem, ResponseSample, SyncMark
+from crawler.items import LANGS, AgencyRecord, NewsItem, ResponseSample, SyncMark
 from crawler.paths import db_path, feeds_dir
 from crawler.summary import CrawlSummary, summary_for
 
@@ -50,7 +50,7 @@ class ValidateItemPipeline(_SummaryAware):
     """Refuse items that would corrupt the archive's identity; name each refusal."""
 
     def process_item(self, item: Any, spider: Any = None) -> Any:
-        if isinstance(item, SyncMark | ResponseSample):
+        if isinstance(item, SyncMark | ResponseSample | AgencyRecord):
             return item
         if not isinstance(item, NewsItem):
             raise DropItem(f"not a NewsItem: {type(item).__name__}")
@@ -83,6 +83,10 @@ class ArchivePipeline(_SummaryAware):
         self.crawl_id = self.archive.begin_crawl(spider.name, getattr(spider, "target", ""))
 
     def process_item(self, item: Any, spider: Any = None) -> Any:
+        if isinstance(item, AgencyRecord):
+            names = {item.lang: item.name} if item.name else None
+            self.archive.upsert_agency(item.slug, names=names, parent=item.parent)
+            return item
         if isinstance(item, SyncMark):
             self.archive.set_high_water(item.agency, item.lang, item.newest)
             return item
@@ -135,7 +139,7 @@ class FeedsPipeline(_SummaryAware):
 
 def publish(settings: Any, agencies: set[str] | None = None) -> Any:
     """Write the feeds from the archive; `agencies=None` rewrites every agency's feeds."""
-    from crawler.agencies import AgencyRegistry
+    from crawler.directory import load_registry
     from crawler.feeds import write_feeds
     from crawler.store import Archive
 
@@ -148,7 +152,7 @@ def publish(settings: Any, agencies: set[str] | None = None) -> Any:
             archive,
             out,
             base_url=settings.get("GOVKZ_PUBLIC_URL"),
-            registry=AgencyRegistry.load(),
+            registry=load_registry(settings),
             limit=settings.getint("GOVKZ_FEED_LIMIT", 50),
             agencies=wanted,
         )

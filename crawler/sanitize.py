@@ -106,6 +106,22 @@ def html_to_text(html_text: str) -> str:
     return " ".join(root.text_content().split())
 
 
+def plain_text(value: str) -> str:
+    """Text for a plain-text feed field (title, summary, category): what a reader should see.
+
+    Decoded and de-tagged until stable (at most a few passes): a field that still looks like
+    markup after one pass (double-escaped CMS output such as "&amp;lt;b&amp;gt;") would be
+    shown as HTML by the many readers that treat RSS text as HTML. The result parses as HTML
+    to exactly itself."""
+    text = html_to_text(value)
+    for _ in range(3):
+        again = html_to_text(text)
+        if again == text:
+            break
+        text = again
+    return text
+
+
 def truncate(text: str, limit: int = 300) -> str:
     """Cut plain text to at most `limit` characters at a word boundary, adding an ellipsis."""
     if len(text) <= limit:

@@ -52,6 +52,8 @@ RETRY_TIMES = 3
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408]
 COOKIES_ENABLED = True
 TELNETCONSOLE_ENABLED = False
+# No control ports: a crawl is a short-lived process the daemon supervises from outside.
+EXTENSIONS = {"scrapy.extensions.remote_control.RemoteControl": None}
 
 ITEM_PIPELINES = {
     "crawler.pipelines.ValidateItemPipeline": 100,

@@ -59,8 +59,10 @@ def test_token_headers() -> None:
 
 @pytest.mark.parametrize(
     ("strategy", "url"),
-    [("k6v1", "http://127.0.0.1:8765/api/v1/public/_/c/k6"),
-     ("k6v2", "http://127.0.0.1:8765/api/v2/_/c/k6")],
+    [
+        ("k6v1", "http://127.0.0.1:8765/api/v1/public/_/c/k6"),
+        ("k6v2", "http://127.0.0.1:8765/api/v2/_/c/k6"),
+    ],
 )
 def test_handshake_request(strategy: str, url: str) -> None:
     handshake = access.handshake_request(strategy, "http://127.0.0.1:8765/")
@@ -82,8 +84,15 @@ def test_no_handshake_request(strategy: str) -> None:
         ({"x-k6-token": "abc", "X-Session": "s1"}, {"x-k6-token": "abc", "X-Session": "s1"}),
         ({}, {}),
         (
-            {"x-k6": "1", "Host": "evil", "Content-Length": "9", "Cookie": "a=b",
-             "proxy-authorization": "p", "Sec-Fetch-Site": "same-origin", "Origin": "x"},
+            {
+                "x-k6": "1",
+                "Host": "evil",
+                "Content-Length": "9",
+                "Cookie": "a=b",
+                "proxy-authorization": "p",
+                "Sec-Fetch-Site": "same-origin",
+                "Origin": "x",
+            },
             {"x-k6": "1"},
         ),
     ],
@@ -203,7 +212,10 @@ def test_refused_once_rehandshakes_then_moves_on() -> None:
     assert state.on_refused() == "next"
     assert state.strategy == "k6v2" and state.needs_handshake
     assert state.history == [
-        ("k6v1", "handshake"), ("k6v1", "refused"), ("k6v1", "handshake"), ("k6v1", "refused")
+        ("k6v1", "handshake"),
+        ("k6v1", "refused"),
+        ("k6v1", "handshake"),
+        ("k6v1", "refused"),
     ]
 
 
@@ -211,10 +223,15 @@ def test_refused_once_rehandshakes_then_moves_on() -> None:
     ("setting", "events", "said", "strategy", "failed"),
     [
         # Everything refused: each handshake strategy twice, plain once, then RSS, then failure.
-        ("auto", "hrhr" "hrhr" "hrhr" "r" "r",
-         ["rehandshake", "next"] * 3 + ["exhausted", "failed"], None, True),
-        ("k6v1,plain", "hrhr" "r", ["rehandshake", "next", "failed"], None, True),
-        ("k6v1,plain,rss", "hrhr" "r", ["rehandshake", "next", "exhausted"], "rss", False),
+        (
+            "auto",
+            "hrhrhrhrhrhrrr",
+            ["rehandshake", "next"] * 3 + ["exhausted", "failed"],
+            None,
+            True,
+        ),
+        ("k6v1,plain", "hrhrr", ["rehandshake", "next", "failed"], None, True),
+        ("k6v1,plain,rss", "hrhrr", ["rehandshake", "next", "exhausted"], "rss", False),
         ("plain", "r", ["failed"], None, True),
         ("plain,rss", "r", ["exhausted"], "rss", False),
         ("rss", "r", ["failed"], None, True),
@@ -264,7 +281,9 @@ def test_worked_and_history_on_success() -> None:
         state.on_success()
     assert state.worked == "k6v2"
     assert state.history == [
-        ("k6v1", "handshake failed: 404"), ("k6v2", "handshake"), ("k6v2", "ok")
+        ("k6v1", "handshake failed: 404"),
+        ("k6v2", "handshake"),
+        ("k6v2", "ok"),
     ]
     assert state.describe() == "k6v1 handshake failed: 404 -> k6v2 handshake, ok"
 

@@ -65,8 +65,19 @@ def test_naive_dates_follow_almaty_offset_change(value: str, offset_hours: int) 
 
 @pytest.mark.parametrize(
     "value",
-    [None, "", "   ", "yesterday", "27.02.2026", "2026-02-30", "2026-13-01T00:00:00",
-     "2026-W09-5", "20260227", 1772167530000, "2026-02-27T10:15:30+05:00 extra"],
+    [
+        None,
+        "",
+        "   ",
+        "yesterday",
+        "27.02.2026",
+        "2026-02-30",
+        "2026-13-01T00:00:00",
+        "2026-W09-5",
+        "20260227",
+        1772167530000,
+        "2026-02-27T10:15:30+05:00 extra",
+    ],
 )
 def test_created_date_garbage_is_a_layout_change(value) -> None:
     with pytest.raises(LayoutChanged, match="created_date"):
@@ -118,7 +129,9 @@ def test_absolute_heropic_and_nbsp() -> None:
 def test_naive_dates_in_a_list() -> None:
     items = parse("list_naive_dates.json")
     assert [item.published.utcoffset() for item in items] == [
-        timedelta(hours=5), timedelta(hours=6), timedelta(hours=6)
+        timedelta(hours=5),
+        timedelta(hours=6),
+        timedelta(hours=6),
     ]
     assert items[2].published == datetime(2023, 12, 31, tzinfo=ALMATY)
 
@@ -192,8 +205,13 @@ def test_bad_elements_name_the_problem(elements: list, reason: str) -> None:
 
 @pytest.mark.parametrize(
     ("body", "reason"),
-    [(b"", "empty"), (b"null", "got null"), (b'"ok"', "got a string"), (b"42", "got a number"),
-     (b"\xff\xfe\x00garbage", "not JSON")],
+    [
+        (b"", "empty"),
+        (b"null", "got null"),
+        (b'"ok"', "got a string"),
+        (b"42", "got a number"),
+        (b"\xff\xfe\x00garbage", "not JSON"),
+    ],
 )
 def test_non_array_bodies(body: bytes, reason: str) -> None:
     with pytest.raises(LayoutChanged) as caught:
@@ -223,8 +241,15 @@ def test_null_body_items_need_detail() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [({"body": None}, True), ({}, True), ({"body": ""}, True), ({"body": " \n"}, True),
-     ({"body": 5}, True), ({"body": "<p>x</p>"}, False), ({"body": "text"}, False)],
+    [
+        ({"body": None}, True),
+        ({}, True),
+        ({"body": ""}, True),
+        ({"body": " \n"}, True),
+        ({"body": 5}, True),
+        ({"body": "<p>x</p>"}, False),
+        ({"body": "text"}, False),
+    ],
 )
 def test_needs_detail(raw: dict, expected: bool) -> None:
     assert api.needs_detail(raw) is expected
@@ -315,8 +340,11 @@ def test_detail_url_and_language() -> None:
         ("<p>a</p><!-- note --><p>b</p>", "<p>a</p><p>b</p>", "a\n\nb"),
         ("<p>one<br><br><br>two</p>", "<p>one<br><br><br>two</p>", "one\n\ntwo"),
         ("<ul><li>x</li><li>y</li></ul>", "<ul><li>x</li><li>y</li></ul>", "x\n\ny"),
-        ("<table><tr><td>a</td><td>b</td></tr></table>",
-         "<table><tr><td>a</td><td>b</td></tr></table>", "a b"),
+        (
+            "<table><tr><td>a</td><td>b</td></tr></table>",
+            "<table><tr><td>a</td><td>b</td></tr></table>",
+            "a b",
+        ),
         ('<?xml version="1.0" encoding="utf-8"?><p>x</p>', "<p>x</p>", "x"),
         ('<a href="//cdn.gov.kz/f.pdf">f</a>', '<a href="https://cdn.gov.kz/f.pdf">f</a>', "f"),
         ('<a href="#top">t</a>', '<a href="https://www.gov.kz/#top">t</a>', "t"),
@@ -348,7 +376,8 @@ def test_summarize(text: str, limit: int, expected: str) -> None:
 
 def test_long_body_summary_is_cut_at_a_word() -> None:
     words = " ".join(["слово"] * 100)
-    body = json.dumps([{"id": 3, "title": "t", "created_date": "2026-01-01",
-                        "body": f"<p>{words}</p>"}]).encode()
+    body = json.dumps(
+        [{"id": 3, "title": "t", "created_date": "2026-01-01", "body": f"<p>{words}</p>"}]
+    ).encode()
     (item,) = api.parse_news_list(body, agency="a", lang="ru")
     assert len(item.summary) <= 301 and item.summary.endswith("слово\u2026")

@@ -39,8 +39,14 @@ def test_news_query() -> None:
 
 @pytest.mark.parametrize(
     ("page", "size", "lang"),
-    [(0, 10, "ru"), (1, 0, "ru"), ("1", 10, "ru"), (1, True, "ru"), (1, 10, "de"),
-     (1, 10, 'ru") { x } #')],
+    [
+        (0, 10, "ru"),
+        (1, 0, "ru"),
+        ("1", 10, "ru"),
+        (1, True, "ru"),
+        (1, 10, "de"),
+        (1, 10, 'ru") { x } #'),
+    ],
 )
 def test_query_arguments_are_checked(page, size, lang) -> None:
     with pytest.raises(ValueError):
@@ -66,8 +72,11 @@ def test_parse_projectdetails() -> None:
             "и реформам",
             "parent": "3412",
         },
-        {"slug": "mfa-rabat", "name": "Посольство Республики Казахстан в Королевстве Марокко",
-         "parent": "118"},
+        {
+            "slug": "mfa-rabat",
+            "name": "Посольство Республики Казахстан в Королевстве Марокко",
+            "parent": "118",
+        },
         {"slug": "primeminister", "name": "Канцелярия Премьер-Министра", "parent": None},
         {"slug": "abay-kurchatov", "name": "", "parent": None},
     ]

@@ -30,9 +30,15 @@ ROOT = Path(__file__).resolve().parent.parent
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def call(server: MockServer, path: str, *, method: str = "GET",
-         headers: dict[str, str] | None = None, data: bytes | None = None,
-         query: dict[str, Any] | None = None) -> tuple[int, Any, bytes]:
+def call(
+    server: MockServer,
+    path: str,
+    *,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    data: bytes | None = None,
+    query: dict[str, Any] | None = None,
+) -> tuple[int, Any, bytes]:
     url = server.url + path + ("?" + urlencode(query) if query else "")
     request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     try:
@@ -43,9 +49,16 @@ def call(server: MockServer, path: str, *, method: str = "GET",
             return err.code, err.headers, err.read()
 
 
-def news(server: MockServer, slug: str | None = "mod", *, page: int = 1, size: int = 10,
-         lang: str | None = None, headers: dict[str, str] | None = None,
-         **extra: Any) -> tuple[int, Any]:
+def news(
+    server: MockServer,
+    slug: str | None = "mod",
+    *,
+    page: int = 1,
+    size: int = 10,
+    lang: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> tuple[int, Any]:
     query = {"sort-by": "created_date:DESC", "page": page, "size": size, **extra}
     if slug is not None:
         query["projects"] = f"eq:{slug}"
@@ -58,14 +71,20 @@ def news(server: MockServer, slug: str | None = "mod", *, page: int = 1, size: i
 
 def gql(server: MockServer, query: str, variables: dict | None = None) -> tuple[int, dict]:
     body = json.dumps({"query": query, "variables": variables or {}}).encode()
-    status, _, raw = call(server, "/graphql", method="POST", data=body,
-                          headers={"Content-Type": "application/json"})
+    status, _, raw = call(
+        server, "/graphql", method="POST", data=body, headers={"Content-Type": "application/json"}
+    )
     return status, json.loads(raw)
 
 
 def k6v1_cookie(server: MockServer, origin: str = "https://www.gov.kz") -> str:
-    status, headers, _ = call(server, "/api/v1/public/_/c/k6", method="POST", data=b"{}",
-                              headers={"Origin": origin, "Content-Type": "application/json"})
+    status, headers, _ = call(
+        server,
+        "/api/v1/public/_/c/k6",
+        method="POST",
+        data=b"{}",
+        headers={"Origin": origin, "Content-Type": "application/json"},
+    )
     assert status == 200
     return headers["Set-Cookie"].split(";")[0]
 
@@ -79,14 +98,22 @@ def k6v2_headers(server: MockServer) -> dict[str, str]:
 @pytest.fixture
 def site() -> MockSite:
     site = MockSite()
-    site.add_agency("mod", names={"ru": "Министерство обороны", "kk": "Қорғаныс министрлігі",
-                                  "en": "Ministry of Defence"})
+    site.add_agency(
+        "mod",
+        names={
+            "ru": "Министерство обороны",
+            "kk": "Қорғаныс министрлігі",
+            "en": "Ministry of Defence",
+        },
+    )
     site.add_agency("mfa-berlin", parent="mod")
     for n in range(5):
-        site.publish("mod", title={"ru": f"Новость {n}", "kk": f"Жаңалық {n}", "en": f"News {n}"},
-                     body={"ru": f"<p>Текст {n}</p>", "kk": f"<p>Мәтін {n}</p>",
-                           "en": f"<p>Text {n}</p>"},
-                     created=T0 + timedelta(hours=n))
+        site.publish(
+            "mod",
+            title={"ru": f"Новость {n}", "kk": f"Жаңалық {n}", "en": f"News {n}"},
+            body={"ru": f"<p>Текст {n}</p>", "kk": f"<p>Мәтін {n}</p>", "en": f"<p>Text {n}</p>"},
+            created=T0 + timedelta(hours=n),
+        )
     return site
 
 
@@ -97,8 +124,10 @@ def server(site: MockSite):
 
 
 # --- the news list ------------------------------------------------------------------------------
-@pytest.mark.parametrize(("size", "pages"), [(2, [[4, 3], [2, 1], [0]]), (5, [[4, 3, 2, 1, 0]]),
-                                             (100, [[4, 3, 2, 1, 0]])])
+@pytest.mark.parametrize(
+    ("size", "pages"),
+    [(2, [[4, 3], [2, 1], [0]]), (5, [[4, 3, 2, 1, 0]]), (100, [[4, 3, 2, 1, 0]])],
+)
 def test_pages_are_one_based_newest_first_and_end_with_an_empty_array(server, size, pages):
     for number, expected in enumerate(pages, 1):
         status, items = news(server, page=number, size=size, lang="en")
@@ -117,12 +146,21 @@ def test_item_fields_look_like_gov_kz(server):
 
 
 def test_whole_html_bodies_short_descriptions_and_zulu_dates(site, server):
-    site.publish("mod", title="Документ", body='<p><a href="/uploads/a.pdf">PDF</a></p>',
-                 created=T0 + timedelta(days=1), wrap_html=True, heropic=False, zulu=True,
-                 short_description="Кратко")
+    site.publish(
+        "mod",
+        title="Документ",
+        body='<p><a href="/uploads/a.pdf">PDF</a></p>',
+        created=T0 + timedelta(days=1),
+        wrap_html=True,
+        heropic=False,
+        zulu=True,
+        short_description="Кратко",
+    )
     _, [item, *_] = news(server)
-    assert item["body"] == '<html><head></head><body><p><a href="/uploads/a.pdf">PDF</a></p>' \
-                           "</body></html>"
+    assert (
+        item["body"] == '<html><head></head><body><p><a href="/uploads/a.pdf">PDF</a></p>'
+        "</body></html>"
+    )
     assert item["created_date"] == "2026-02-28T05:15:30.000Z"
     assert item["heropic"] is None and item["short_description"] == "Кратко"
 
@@ -147,26 +185,38 @@ def test_size_is_clamped_to_100():
         assert news(running, "test-agency-001", page=2, size=500)[1][-1]["id"] == site.first_id
 
 
-@pytest.mark.parametrize("query", [{"page": 0}, {"size": 0}, {"page": "x"},
-                                   {"sort-by": "title:ASC"}, {"projects": "mod"}])
+@pytest.mark.parametrize(
+    "query",
+    [{"page": 0}, {"size": 0}, {"page": "x"}, {"sort-by": "title:ASC"}, {"projects": "mod"}],
+)
 def test_bad_list_parameters_answer_400_json(server, query):
     base = {"sort-by": "created_date:DESC", "projects": "eq:mod", "page": 1, "size": 10}
     status, _, body = call(server, NEWS, query={**base, **query})
     assert status == 400 and json.loads(body)["error"] == "badRequest"
 
 
-@pytest.mark.parametrize(("header", "lang"), [
-    (None, "ru"), ("ru", "ru"), ("kk", "kk"), ("en", "en"), ("kk-KZ,ru;q=0.8", "kk"),
-    ("en-US,en;q=0.9,kk;q=0.8", "en"), ("de,en;q=0.9", "ru"), ("ru-RU;q=0.1, en", "ru"),
-])
+@pytest.mark.parametrize(
+    ("header", "lang"),
+    [
+        (None, "ru"),
+        ("ru", "ru"),
+        ("kk", "kk"),
+        ("en", "en"),
+        ("kk-KZ,ru;q=0.8", "kk"),
+        ("en-US,en;q=0.9,kk;q=0.8", "en"),
+        ("de,en;q=0.9", "ru"),
+        ("ru-RU;q=0.1, en", "ru"),
+    ],
+)
 def test_the_first_accept_language_tag_chooses_the_language(server, header, lang):
     titles = {"ru": "Новость 4", "kk": "Жаңалық 4", "en": "News 4"}
     assert news(server, lang=header)[1][0]["title"] == titles[lang]
 
 
 def test_an_item_appears_only_in_the_languages_it_was_published_in(site, server):
-    item_id = site.publish("mod", title={"ru": "Только по-русски"}, body="<p>…</p>",
-                           created=T0 + timedelta(days=2))
+    item_id = site.publish(
+        "mod", title={"ru": "Только по-русски"}, body="<p>…</p>", created=T0 + timedelta(days=2)
+    )
     assert news(server, lang="ru")[1][0]["id"] == item_id
     assert item_id not in [i["id"] for i in news(server, lang="kk")[1]]
 
@@ -180,8 +230,9 @@ def test_without_a_project_filter_every_agency_is_listed(site, server):
     assert news(server, None)[1][0]["id"] == other
 
 
-@pytest.mark.parametrize("since", ["2026-02-27T12:15:30.000+05:00", "2026-02-27T07:15:30Z",
-                                   "2026-02-27T12:15:30"])
+@pytest.mark.parametrize(
+    "since", ["2026-02-27T12:15:30.000+05:00", "2026-02-27T07:15:30Z", "2026-02-27T12:15:30"]
+)
 def test_created_date_gt_keeps_only_newer_items(server, since):
     status, items = news(server, lang="en", created_date=f"gt:{since}")
     assert status == 200 and [i["title"] for i in items] == ["News 4", "News 3"]
@@ -245,19 +296,28 @@ def test_detail_of_an_unknown_item_is_a_404_json(server, item_id):
     assert json.loads(body)["error"] == "notFound"
 
 
-@pytest.mark.parametrize("path", ["/", "/memleket/entities/mod/press/news?lang=ru",
-                                  "/memleket/entities/mod/press/news/details/1200004?lang=en"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/memleket/entities/mod/press/news?lang=ru",
+        "/memleket/entities/mod/press/news/details/1200004?lang=en",
+    ],
+)
 def test_public_pages_are_an_empty_react_shell(server, path):
     status, headers, body = call(server, path)
     assert status == 200 and headers["Content-Type"].startswith("text/html")
     assert b'<div id="root"></div>' in body and "Новость".encode() not in body
 
 
-@pytest.mark.parametrize(("robots", "status", "text"), [
-    ("User-agent: *\nAllow: /\n", 200, "Allow: /"),
-    ("User-agent: *\nDisallow: /api/\n", 200, "Disallow: /api/"),
-    (None, 404, "Not Found"),
-])
+@pytest.mark.parametrize(
+    ("robots", "status", "text"),
+    [
+        ("User-agent: *\nAllow: /\n", 200, "Allow: /"),
+        ("User-agent: *\nDisallow: /api/\n", 200, "Disallow: /api/"),
+        (None, 404, "Not Found"),
+    ],
+)
 def test_robots_txt_is_configurable(site, server, robots, status, text):
     site.robots_txt = robots
     got, _, body = call(server, "/robots.txt")
@@ -299,25 +359,35 @@ def test_refusals_are_json_naming_not_allowed(site, server):
     assert "notAllowed" in body.decode()
 
 
-@pytest.mark.parametrize("headers", [
-    {"token": "0B1C2D3E-4F50-6172-8394-A5B6C7D8E9F0",
-     "hash": token_headers("0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0")["hash"]},
-    {"token": "11111111-2222-3333-4444-555555555555",
-     "hash": token_headers("11111111-2222-3333-4444-666666666666")["hash"]},
-    {"token": "11111111-2222-3333-4444-555555555555"},
-    {"token": "not-a-token", "hash": "$2a$10$HxyKf0Cy3Ecnp874AXBXOe"},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {
+            "token": "0B1C2D3E-4F50-6172-8394-A5B6C7D8E9F0",
+            "hash": token_headers("0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0")["hash"],
+        },
+        {
+            "token": "11111111-2222-3333-4444-555555555555",
+            "hash": token_headers("11111111-2222-3333-4444-666666666666")["hash"],
+        },
+        {"token": "11111111-2222-3333-4444-555555555555"},
+        {"token": "not-a-token", "hash": "$2a$10$HxyKf0Cy3Ecnp874AXBXOe"},
+    ],
+)
 def test_token_scheme_rejects_bad_tokens(site, server, headers):
     site.set_access("token")
     assert news(server, headers=headers)[0] == 403
 
 
-@pytest.mark.parametrize(("origin", "body"), [(None, b"{}"), ("https://evil.example", b"{}"),
-                                              ("https://www.gov.kz", b"not json")])
+@pytest.mark.parametrize(
+    ("origin", "body"),
+    [(None, b"{}"), ("https://evil.example", b"{}"), ("https://www.gov.kz", b"not json")],
+)
 def test_k6v1_handshake_needs_the_sites_origin_and_a_json_body(server, origin, body):
     headers = {"Origin": origin} if origin else {}
-    status, _, raw = call(server, "/api/v1/public/_/c/k6", method="POST", data=body,
-                          headers=headers)
+    status, _, raw = call(
+        server, "/api/v1/public/_/c/k6", method="POST", data=body, headers=headers
+    )
     assert status == 400 and json.loads(raw)["error"] == "notAllowed"
 
 
@@ -400,28 +470,36 @@ def test_rss_is_limited_and_404s_for_unknown_feeds(site, server):
 
 # --- GraphQL ----------------------------------------------------------------------------------
 def test_graphql_projectdetails_lists_agencies_with_parents(site, server):
-    status, answer = gql(server, "query Projects($size: Int, $page: Int) { projectdetails("
-                                 "_size: $size, _page: $page, _lang: \"en\") { slug project_name "
-                                 "parent_govorg { id } } }", {"size": 10, "page": 1})
+    status, answer = gql(
+        server,
+        "query Projects($size: Int, $page: Int) { projectdetails("
+        '_size: $size, _page: $page, _lang: "en") { slug project_name '
+        "parent_govorg { id } } }",
+        {"size": 10, "page": 1},
+    )
     assert status == 200
     rows = answer["data"]["projectdetails"]
-    assert rows[0] == {"slug": "mod", "project_name": "Ministry of Defence",
-                       "parent_govorg": None}
+    assert rows[0] == {"slug": "mod", "project_name": "Ministry of Defence", "parent_govorg": None}
     assert rows[1]["parent_govorg"] == {"id": site.agency("mod").org_id}
 
 
-@pytest.mark.parametrize(("size", "page", "slugs"), [(1, 1, ["mod"]), (1, 2, ["mfa-berlin"]),
-                                                     (1, 3, [])])
+@pytest.mark.parametrize(
+    ("size", "page", "slugs"), [(1, 1, ["mod"]), (1, 2, ["mfa-berlin"]), (1, 3, [])]
+)
 def test_graphql_projectdetails_pages(server, size, page, slugs):
-    _, answer = gql(server, f'{{ projectdetails(_size: {size}, _page: {page}, _lang: "ru") '
-                            "{ slug } }")
+    _, answer = gql(
+        server, f'{{ projectdetails(_size: {size}, _page: {page}, _lang: "ru") {{ slug }} }}'
+    )
     assert answer == {"data": {"projectdetails": [{"slug": s} for s in slugs]}}
 
 
 def test_graphql_news_has_string_ids_and_filters_by_project(site, server):
     site.publish("mfa-berlin", title="Посольство", body="<p>…</p>", created=T0 + timedelta(days=9))
-    _, answer = gql(server, 'query { items: news(_size: 2, _page: 1, _lang: "kk", '
-                            'projects: "eq:mod") { id title created_date } }')
+    _, answer = gql(
+        server,
+        'query { items: news(_size: 2, _page: 1, _lang: "kk", '
+        'projects: "eq:mod") { id title created_date } }',
+    )
     rows = answer["data"]["items"]
     assert [r["title"] for r in rows] == ["Жаңалық 4", "Жаңалық 3"]
     assert rows[0]["id"] == str(site.items("mod", "kk")[0]["id"])
@@ -429,18 +507,24 @@ def test_graphql_news_has_string_ids_and_filters_by_project(site, server):
 
 
 def test_graphql_news_reads_arguments_from_variables(server):
-    _, answer = gql(server, "query News($slug: String) { news(projects: $slug) { id title } }",
-                    {"slug": "mod", "_lang": "en", "_size": 1})
+    _, answer = gql(
+        server,
+        "query News($slug: String) { news(projects: $slug) { id title } }",
+        {"slug": "mod", "_lang": "en", "_size": 1},
+    )
     assert answer["data"]["news"][0]["title"] == "News 4"
     assert len(answer["data"]["news"]) == 1
 
 
-@pytest.mark.parametrize(("query", "message"), [
-    ("{ agencies { slug } }", 'Cannot query field "agencies"'),
-    ('{ news(_lang: "de") { id } }', "_lang"),
-    ("{ news(_size: 0) { id } }", "start at 1"),
-    ("", "Syntax Error"),
-])
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("{ agencies { slug } }", 'Cannot query field "agencies"'),
+        ('{ news(_lang: "de") { id } }', "_lang"),
+        ("{ news(_size: 0) { id } }", "start at 1"),
+        ("", "Syntax Error"),
+    ],
+)
 def test_graphql_errors_are_reported_in_errors(server, query, message):
     _, answer = gql(server, query)
     assert "data" not in answer and message in answer["errors"][0]["message"]
@@ -532,8 +616,7 @@ def test_hang_then_answer_is_released_by_the_test(site, server):
 
 def test_hang_then_drop_closes_the_connection_without_an_answer(site, server):
     site.faults.add(Fault("hang", seconds=0.01, then="drop"))
-    with pytest.raises((urllib.error.URLError, http.client.RemoteDisconnected,
-                        ConnectionError)):
+    with pytest.raises((urllib.error.URLError, http.client.RemoteDisconnected, ConnectionError)):
         news(server)
     assert site.log.entries()[-1].status == 0
     assert news(server)[0] == 200
@@ -557,9 +640,15 @@ def test_latency_fault_applies_to_every_request(site, server):
     assert latency.applied == 2
 
 
-@pytest.mark.parametrize("options", [{"kind": "explode"}, {"kind": "hang", "then": "retry"},
-                                     {"kind": "hang", "seconds": 3600},
-                                     {"kind": "status", "times": -1}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"kind": "explode"},
+        {"kind": "hang", "then": "retry"},
+        {"kind": "hang", "seconds": 3600},
+        {"kind": "status", "times": -1},
+    ],
+)
 def test_invalid_faults_are_refused(options):
     with pytest.raises(ValueError):
         Fault(**options)
@@ -611,21 +700,32 @@ def test_concurrent_requests_are_all_logged(site, server):
 
 
 # --- building sites -------------------------------------------------------------------------------
-def _seed(agency: str, item_id: int, lang: str, title: str, day: int | None,
-          **extra: Any) -> NewsItem:
+def _seed(
+    agency: str, item_id: int, lang: str, title: str, day: int | None, **extra: Any
+) -> NewsItem:
     published = datetime(2026, 2, day, 9, 0, tzinfo=ALMATY) if day else None
-    return NewsItem(agency, item_id, lang, item_url(agency, item_id, lang), title, published,
-                    incomplete=published is None, **extra)
+    return NewsItem(
+        agency,
+        item_id,
+        lang,
+        item_url(agency, item_id, lang),
+        title,
+        published,
+        incomplete=published is None,
+        **extra,
+    )
 
 
 def test_from_seeds_keeps_real_ids_and_fills_in_languages():
-    site = MockSite.from_seeds([
-        _seed("prokuror", 1_270_001, "en", "Council meeting", 27, body_text="Met.\nAgreed."),
-        _seed("prokuror", 1_270_001, "ru", "Заседание совета", 27, body_text="Провели."),
-        _seed("prokuror", 1_270_001, "en", "Council meeting (again)", 27),  # a duplicate
-        _seed("primeminister", -42, "en", "Cabinet session", 20, body_html="<p>Cabinet</p>"),
-        _seed("primeminister", -43, "en", "Cut off", None, body_text="Half a"),
-    ])
+    site = MockSite.from_seeds(
+        [
+            _seed("prokuror", 1_270_001, "en", "Council meeting", 27, body_text="Met.\nAgreed."),
+            _seed("prokuror", 1_270_001, "ru", "Заседание совета", 27, body_text="Провели."),
+            _seed("prokuror", 1_270_001, "en", "Council meeting (again)", 27),  # a duplicate
+            _seed("primeminister", -42, "en", "Cabinet session", 20, body_html="<p>Cabinet</p>"),
+            _seed("primeminister", -43, "en", "Cut off", None, body_text="Half a"),
+        ]
+    )
     assert [a.slug for a in site.agencies()] == ["prokuror", "primeminister"]
     [item] = site.items("prokuror", "en")
     assert item["id"] == 1_270_001 and item["title"] == "Council meeting"
@@ -644,17 +744,25 @@ def test_the_shipped_seeds_serve_in_three_languages():
     site = build_site(build_parser().parse_args(["--seeds", str(ROOT / "seeds")]))
     assert site.agencies()
     slug = site.agencies()[0].slug
-    assert len(site.items(slug, "en")) == len(site.items(slug, "ru")) == len(
-        site.items(slug, "kk")) > 0
+    assert (
+        len(site.items(slug, "en"))
+        == len(site.items(slug, "ru"))
+        == len(site.items(slug, "kk"))
+        > 0
+    )
 
 
 def test_synthetic_sites_are_deterministic_and_interleave_ids():
     one, two = MockSite.synthetic(3, 4, seed=1), MockSite.synthetic(3, 4, seed=1)
     assert one.items("test-agency-002", "kk") == two.items("test-agency-002", "kk")
     assert one.items("test-agency-002", "en") != MockSite.synthetic(3, 4, seed=2).items(
-        "test-agency-002", "en")
-    ids = sorted(i["id"] for slug in ("test-agency-001", "test-agency-002", "test-agency-003")
-                 for i in one.items(slug, "ru"))
+        "test-agency-002", "en"
+    )
+    ids = sorted(
+        i["id"]
+        for slug in ("test-agency-001", "test-agency-002", "test-agency-003")
+        for i in one.items(slug, "ru")
+    )
     assert ids == list(range(one.first_id, one.first_id + 12))
     assert [i["id"] - one.first_id for i in one.items("test-agency-002", "ru")] == [10, 7, 4, 1]
     titles = " ".join(i["title"] for i in one.items("test-agency-001", "kk"))
@@ -676,15 +784,33 @@ def test_synthetic_scale_site_with_2000_agencies():
 
 
 def test_command_line_options_build_the_site():
-    site = build_site(build_parser().parse_args(
-        ["--synthetic", "3", "--items", "2", "--access", "k6v2", "--latency-ms", "5",
-         "--handshake-uses", "4", "--public-site", "https://www.gov.kz"]))
+    site = build_site(
+        build_parser().parse_args(
+            [
+                "--synthetic",
+                "3",
+                "--items",
+                "2",
+                "--access",
+                "k6v2",
+                "--latency-ms",
+                "5",
+                "--handshake-uses",
+                "4",
+                "--public-site",
+                "https://www.gov.kz",
+            ]
+        )
+    )
     assert len(site.agencies()) == 3 and len(site.items("test-agency-003", "en")) == 2
-    assert (site.access, site.handshake_uses, site.public_site) == ("k6v2", 4,
-                                                                    "https://www.gov.kz")
+    assert (site.access, site.handshake_uses, site.public_site) == ("k6v2", 4, "https://www.gov.kz")
     [latency] = list(site.faults)
-    assert (latency.kind, latency.seconds, latency.times, latency.path) == ("latency", 0.005,
-                                                                           None, "/")
+    assert (latency.kind, latency.seconds, latency.times, latency.path) == (
+        "latency",
+        0.005,
+        None,
+        "/",
+    )
 
 
 # --- serving ------------------------------------------------------------------------------------

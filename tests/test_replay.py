@@ -58,12 +58,17 @@ def test_replay_fills_the_archive_with_the_expected_items(replayed: Path) -> Non
         ("mod", 997786, "body_text", ""),
         ("mod", 997786, "title", "Kazakh military delegation visits defense department in Baku"),
         ("mfa", 997859, "categories", '["Law"]'),
-        ("mfa", 997859, "url",
-         "https://www.gov.kz/memleket/entities/mfa/press/news/details/997859?lang=kk"),
+        (
+            "mfa",
+            997859,
+            "url",
+            "https://www.gov.kz/memleket/entities/mfa/press/news/details/997859?lang=kk",
+        ),
     ],
 )
-def test_replayed_fields(replayed: Path, agency: str, item_id: int, field: str,
-                         expected: str) -> None:
+def test_replayed_fields(
+    replayed: Path, agency: str, item_id: int, field: str, expected: str
+) -> None:
     row = next(r for r in items(replayed) if (r["agency"], r["id"]) == (agency, item_id))
     assert row[field] == expected
 

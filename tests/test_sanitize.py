@@ -8,6 +8,7 @@ from lxml import etree
 
 from crawler.sanitize import (
     html_to_text,
+    plain_text,
     sanitize_html,
     strip_invalid_xml_chars,
     text_to_html,
@@ -90,7 +91,12 @@ def test_links_get_rel_noopener_and_keep_only_allowed_attributes() -> None:
         "title": "T",
         "rel": "noopener noreferrer",
     }
-    assert img.attrib == {"src": "https://www.gov.kz/i.png", "alt": "A", "width": "10", "height": "20"}
+    assert img.attrib == {
+        "src": "https://www.gov.kz/i.png",
+        "alt": "A",
+        "width": "10",
+        "height": "20",
+    }
 
 
 def test_allowed_structure_is_kept_and_unknown_tags_unwrapped() -> None:
@@ -152,7 +158,20 @@ def test_text_to_html(text: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["\x00", "\x01", "\x08", "\x0b", "\x0c", "\x0e", "\x1f", "\ud800", "\udfff", "\ufffe", "\uffff"]
+    "bad",
+    [
+        "\x00",
+        "\x01",
+        "\x08",
+        "\x0b",
+        "\x0c",
+        "\x0e",
+        "\x1f",
+        "\ud800",
+        "\udfff",
+        "\ufffe",
+        "\uffff",
+    ],
 )
 def test_invalid_xml_characters_are_removed(bad: str) -> None:
     cleaned = strip_invalid_xml_chars(f"a{bad}b")
@@ -161,7 +180,8 @@ def test_invalid_xml_characters_are_removed(bad: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "good", ["\t", "\n", "\r", " ", "é", "Қазақстан", "\ue000", "\ufffd", "\U0001f600", "\x7f", "\x85"]
+    "good",
+    ["\t", "\n", "\r", " ", "é", "Қазақстан", "\ue000", "\ufffd", "\U0001f600", "\x7f", "\x85"],
 )
 def test_valid_xml_characters_are_kept(good: str) -> None:
     assert strip_invalid_xml_chars(f"a{good}b") == f"a{good}b"
@@ -183,6 +203,23 @@ def test_valid_xml_characters_are_kept(good: str) -> None:
 )
 def test_html_to_text(html: str, expected: str) -> None:
     assert html_to_text(html) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Tom & Jerry", "Tom & Jerry"),
+        ("Rates < 5% & rising > 3", "Rates < 5% & rising > 3"),
+        ("AT&amp;amp;T", "AT&T"),
+        ("&lt;script&gt;alert(1)&lt;/script&gt;News", "News"),
+        ("&amp;lt;b&amp;gt;bold&amp;lt;/b&amp;gt;", "bold"),
+        ("«Ұлттық өнім – 2025»", "«Ұлттық өнім – 2025»"),
+    ],
+)
+def test_plain_text_is_what_a_reader_should_see(value: str, expected: str) -> None:
+    result = plain_text(value)
+    assert result == expected
+    assert html_to_text(result) == result  # read as HTML, it shows exactly itself
 
 
 @pytest.mark.parametrize(

@@ -33,8 +33,11 @@ from scheduler.server import accepts_gzip, build_site, etag_matches, listen
 from scheduler.status_page import AgencyStatus, relative
 
 NOW = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
-ATOM = ("<?xml version='1.0' encoding='UTF-8'?>\n<feed xmlns='http://www.w3.org/2005/Atom'>"
-        + "<entry><title>Жаңалық — новость</title></entry>" * 200 + "</feed>\n").encode()
+ATOM = (
+    "<?xml version='1.0' encoding='UTF-8'?>\n<feed xmlns='http://www.w3.org/2005/Atom'>"
+    + "<entry><title>Жаңалық — новость</title></entry>" * 200
+    + "</feed>\n"
+).encode()
 RSS = b"<?xml version='1.0'?><rss version='2.0'><channel><title>r</title></channel></rss>\n"
 OPML = b"<?xml version='1.0'?><opml version='2.0'><head/><body/></opml>\n"
 SECRET = b"SECRET-ARCHIVE-BYTES"
@@ -62,16 +65,25 @@ class FakeProvider:
 def sample_agencies(now: datetime) -> list[AgencyStatus]:
     return [
         AgencyStatus(
-            slug="astana", name="Акимат города Астаны", enabled=True, langs=("ru", "kk"),
+            slug="astana",
+            name="Акимат города Астаны",
+            enabled=True,
+            langs=("ru", "kk"),
             # Half a unit off the round value, so the relative text holds while the test runs.
-            last_success=now - timedelta(minutes=5, seconds=30), items=120,
+            last_success=now - timedelta(minutes=5, seconds=30),
+            items=120,
             next_crawl=now + timedelta(hours=1, minutes=30),
             feeds=("astana.ru.atom", "astana.ru.rss"),
         ),
         AgencyStatus(
-            slug="evil", name=f"Evil {EVIL}", enabled=True, langs=("en",),
-            last_error=f"LayoutChanged: {EVIL}", last_error_at=now - timedelta(hours=2),
-            consecutive_failures=3, items=0,
+            slug="evil",
+            name=f"Evil {EVIL}",
+            enabled=True,
+            langs=("en",),
+            last_error=f"LayoutChanged: {EVIL}",
+            last_error_at=now - timedelta(hours=2),
+            consecutive_failures=3,
+            items=0,
         ),
         AgencyStatus(slug="mfa-berlin", name="Embassy in Berlin", enabled=False),
     ]
@@ -263,12 +275,22 @@ def test_gzip_when_the_client_accepts_it(port):
     # Each variant has its own ETag, and a validator only matches its own variant.
     assert zipped.header("ETag") not in (None, plain.header("ETag"))
     gz_headers = {"Accept-Encoding": "gzip"}
-    assert fetch(port, "/feeds/all.atom", headers={
-        **gz_headers, "If-None-Match": zipped.header("ETag")}).status == 304
-    assert fetch(port, "/feeds/all.atom", headers={
-        **gz_headers, "If-None-Match": plain.header("ETag")}).status == 200
-    assert fetch(port, "/feeds/all.atom", headers={
-        "If-None-Match": zipped.header("ETag")}).status == 200
+    assert (
+        fetch(
+            port, "/feeds/all.atom", headers={**gz_headers, "If-None-Match": zipped.header("ETag")}
+        ).status
+        == 304
+    )
+    assert (
+        fetch(
+            port, "/feeds/all.atom", headers={**gz_headers, "If-None-Match": plain.header("ETag")}
+        ).status
+        == 200
+    )
+    assert (
+        fetch(port, "/feeds/all.atom", headers={"If-None-Match": zipped.header("ETag")}).status
+        == 200
+    )
 
 
 @pytest.mark.parametrize("accept", [None, "identity", "gzip;q=0", "br", "*;q=0"])
@@ -285,8 +307,15 @@ def test_head_has_the_get_headers_and_no_body(port, accept):
     head = fetch(port, "/feeds/all.atom", method="HEAD", headers=headers)
     assert head.status == 200
     assert head.body == b""
-    for name in ("Content-Type", "Content-Length", "Content-Encoding", "ETag", "Last-Modified",
-                 "Cache-Control", "Vary"):
+    for name in (
+        "Content-Type",
+        "Content-Length",
+        "Content-Encoding",
+        "ETag",
+        "Last-Modified",
+        "Cache-Control",
+        "Vary",
+    ):
         assert head.header(name) == get.header(name), name
 
 
@@ -296,8 +325,11 @@ def test_keep_alive_survives_head_and_304_with_gzip(port):
     try:
         conn.request("HEAD", "/feeds/all.atom", headers={"Accept-Encoding": "gzip"})
         head = read(conn.getresponse())
-        conn.request("GET", "/feeds/all.atom", headers={
-            "Accept-Encoding": "gzip", "If-None-Match": head.header("ETag")})
+        conn.request(
+            "GET",
+            "/feeds/all.atom",
+            headers={"Accept-Encoding": "gzip", "If-None-Match": head.header("ETag")},
+        )
         assert read(conn.getresponse()).status == 304
         conn.request("GET", "/feeds/astana.ru.rss")
         last = read(conn.getresponse())
@@ -356,8 +388,20 @@ def test_paths_outside_the_feeds_are_not_found(port, data_dir, path):
 
 @pytest.mark.parametrize(
     "path",
-    ["/feeds", "/feeds/", "/feeds/sub", "/feeds/sub/", "/opml/", "/opml/index.opml",
-     "/feeds/missing.atom", "/nope", "/favicon.ico", "/status/extra", "/status/", "/feeds.atom"],
+    [
+        "/feeds",
+        "/feeds/",
+        "/feeds/sub",
+        "/feeds/sub/",
+        "/opml/",
+        "/opml/index.opml",
+        "/feeds/missing.atom",
+        "/nope",
+        "/favicon.ico",
+        "/status/extra",
+        "/status/",
+        "/feeds.atom",
+    ],
 )
 def test_directories_and_unknown_paths_are_not_found(port, path):
     assert fetch(port, path).status == 404
@@ -452,7 +496,10 @@ def test_status_page_lists_every_agency_and_escapes_text(port, provider):
     assert reply.header("Content-Type") == "text/html; charset=utf-8"
     page = parse_page(reply.body)
     assert [row["data-search"] for row in page.rows] == [
-        "акимат города астаны astana", f"evil {EVIL.lower()} evil", "embassy in berlin mfa-berlin"]
+        "акимат города астаны astana",
+        f"evil {EVIL.lower()} evil",
+        "embassy in berlin mfa-berlin",
+    ]
     text = reply.body.decode()
     assert EVIL not in text  # only escaped
     assert "LayoutChanged: &lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in text
@@ -542,8 +589,11 @@ def test_metrics_page_parses_and_counts_feed_requests(port, metrics):
     before = families(fetch(port, "/metrics").body)
 
     def feed_count(found: dict, path_class: str, code: str) -> float:
-        return sum(s.value for s in found.get("govkz_feed_requests", [])
-                   if s.labels == {"path_class": path_class, "code": code})
+        return sum(
+            s.value
+            for s in found.get("govkz_feed_requests", [])
+            if s.labels == {"path_class": path_class, "code": code}
+        )
 
     fetch(port, "/feeds/all.atom")
     fetch(port, "/feeds/nope.rss")
@@ -557,8 +607,9 @@ def test_metrics_page_parses_and_counts_feed_requests(port, metrics):
     assert feed_count(after, "opml", "304") == feed_count(before, "opml", "304") + 1
     assert after["govkz_up"][0].value == 1
     assert {"agency": "astana"} in [s.labels for s in after["govkz_items"]]
-    assert any(s.labels == {"agency": "astana", "outcome": "success"}
-               for s in after["govkz_crawls"])
+    assert any(
+        s.labels == {"agency": "astana", "outcome": "success"} for s in after["govkz_crawls"]
+    )
 
 
 def test_healthz_ok(port):
@@ -611,9 +662,18 @@ def test_listen_binds_loopback_by_default(reactor, data_dir, provider):
 @pytest.mark.parametrize(
     ("header", "expected"),
     [
-        (None, False), (b"", False), (b"gzip", True), (b"deflate, gzip;q=0.5", True),
-        (b"GZIP", True), (b"x-gzip", True), (b"gzip;q=0", False), (b"gzip; q=0.0", False),
-        (b"*", True), (b"*;q=0", False), (b"*, gzip;q=0", False), (b"br, identity", False),
+        (None, False),
+        (b"", False),
+        (b"gzip", True),
+        (b"deflate, gzip;q=0.5", True),
+        (b"GZIP", True),
+        (b"x-gzip", True),
+        (b"gzip;q=0", False),
+        (b"gzip; q=0.0", False),
+        (b"*", True),
+        (b"*;q=0", False),
+        (b"*, gzip;q=0", False),
+        (b"br, identity", False),
         (b"gzip;q=bad", False),
     ],
 )
@@ -624,8 +684,14 @@ def test_accepts_gzip(header, expected):
 @pytest.mark.parametrize(
     ("header", "expected"),
     [
-        (b'"a"', True), (b'W/"a"', True), (b'"b", "a"', True), (b'"b","a"', True), (b"*", True),
-        (b'"b"', False), (b'"a-gzip"', False), (b"a", False),
+        (b'"a"', True),
+        (b'W/"a"', True),
+        (b'"b", "a"', True),
+        (b'"b","a"', True),
+        (b"*", True),
+        (b'"b"', False),
+        (b'"a-gzip"', False),
+        (b"a", False),
     ],
 )
 def test_etag_matches(header, expected):
@@ -635,8 +701,10 @@ def test_etag_matches(header, expected):
 @pytest.mark.parametrize(
     ("delta", "text"),
     [
-        (timedelta(seconds=-30), "just now"), (timedelta(minutes=-5), "5 min ago"),
-        (timedelta(hours=2, minutes=5), "in 2 h"), (timedelta(days=-3), "3 d ago"),
+        (timedelta(seconds=-30), "just now"),
+        (timedelta(minutes=-5), "5 min ago"),
+        (timedelta(hours=2, minutes=5), "in 2 h"),
+        (timedelta(days=-3), "3 d ago"),
     ],
 )
 def test_relative_time(delta, text):
@@ -694,8 +762,11 @@ console.log(JSON.stringify({ initial, hidden, shown: shown.textContent }));
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 @pytest.mark.parametrize(
     ("typed", "hidden", "shown"),
-    [("  BERLIN ", [True, True, False], "1"), ("", [False, False, False], "3"),
-     ("акимат", [False, True, True], "1")],
+    [
+        ("  BERLIN ", [True, True, False], "1"),
+        ("", [False, False, False], "3"),
+        ("акимат", [False, True, True], "1"),
+    ],
 )
 def test_filter_script_hides_rows_that_do_not_match(port, typed, hidden, shown):
     page = parse_page(fetch(port, "/status").body)

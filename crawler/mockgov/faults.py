@@ -13,7 +13,10 @@ Kinds: status, rate_limit, html (a 200 HTML page on an API path), truncate (a va
 body), rename (a JSON field renamed, default title -> name), envelope (the bare array wrapped in
 {"content": [...]}, a plausible API redesign), hang (wait then answer or drop the connection),
 latency (wait then answer; for benchmarks), switch_access (change the access scheme).
-Waits use a shared threading.Event so a test (or server shutdown) can end every wait at once.
+Waits use a shared threading.Event so a test (or server shutdown) can end every wait at once;
+FaultSet.await_waiting(n) blocks until n requests are being held, so tests need no sleeps.
+Dropping a connection needs the socket, which only serve_in_thread's server has: mounted in
+twisted.web (serve.wsgi_resource) a "drop" becomes a 500.
 """
 
 from __future__ import annotations

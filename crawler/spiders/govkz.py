@@ -99,9 +99,10 @@ class GovkzSpider(scrapy.Spider):
                 yield self.list_request(walk, 1)
 
     def _enabled_agencies(self) -> list[str]:
-        from crawler.agencies import AgencyRegistry
+        from crawler.config import load_config
+        from crawler.directory import crawl_targets, load_registry
 
-        return [a.slug for a in AgencyRegistry.load() if a.enabled]
+        return crawl_targets(load_registry(self.settings), load_config())
 
     def _plan(self, agency: str, lang: str) -> PagingPlan:
         settings = self.settings
@@ -162,6 +163,10 @@ class GovkzSpider(scrapy.Spider):
         for item in items:
             if item.body_html or item.body_text:  # the list carried the body
                 yield item
+            elif item.id in known:
+                # A body-less list entry we already hold: judged by its id alone, so a quiet
+                # re-crawl costs no detail request.
+                hashes[item.id] = known[item.id]
             else:
                 walk.pending_details += 1
                 yield self._api_request(detail_url(self.site, item.id), walk, self.parse_detail)
