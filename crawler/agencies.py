@@ -170,8 +170,6 @@ def _parse_agency(slug: str, entry: Any, where: str) -> Agency:
             if not isinstance(value, str) or not value.strip():
                 raise ConfigError(f"{where}.{lang}: must be a non-empty string")
             names[lang] = value.strip()
-    if not names:
-        raise ConfigError(f"{where}: needs a name in at least one of {', '.join(LANGS)}")
     kind = entry.get("kind", "other")
     if kind not in KINDS:
         raise ConfigError(f"{where}.kind: {kind!r} is not one of {', '.join(sorted(KINDS))}")

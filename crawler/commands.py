@@ -110,14 +110,18 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     settings = settings_for(args, GOVKZ_BASE_URL=args.base_url, GOVKZ_ACCESS=args.access)
     parse_strategy_list(settings.get("GOVKZ_ACCESS"))  # a typo is a usage error, not a crawl
     config = load_config_for(args)
-    agencies = args.agency or crawl_targets(load_registry(settings), config)
+    targets = args.target or []
+    if any(t.count("/") != 1 or t.split("/")[1] not in LANGS for t in targets):
+        raise ConfigError(f"--target expects SLUG/LANG with LANG in {', '.join(LANGS)}")
+    agencies = args.agency or ([] if targets else crawl_targets(load_registry(settings), config))
     langs = args.lang or config.langs
-    if not agencies:
+    if not agencies and not targets:
         raise ConfigError("no agency to crawl: name one with --agency or enable some")
-    print(f"crawling {len(agencies)} agencies x {len(langs)} languages from "
-          f"{settings.get('GOVKZ_BASE_URL')}", file=sys.stderr)
+    what = f"{len(targets)} targets" if targets else \
+        f"{len(agencies)} agencies x {len(langs)} languages"
+    print(f"crawling {what} from {settings.get('GOVKZ_BASE_URL')}", file=sys.stderr)
     summary = run_spider(
-        GovkzSpider, settings, agencies=agencies, langs=langs,
+        GovkzSpider, settings, agencies=agencies, langs=langs, targets=targets,
         backfill=args.backfill, since=args.since,
     )
     print_summary(summary, args, settings)
@@ -245,6 +249,8 @@ def register(sub: Any) -> dict[str, Any]:
                        help="agency slug, repeatable (default: the enabled agencies)")
     crawl.add_argument("--lang", action="append", choices=LANGS,
                        help="language, repeatable (default: the config's, else ru kk en)")
+    crawl.add_argument("--target", action="append", metavar="SLUG/LANG",
+                       help="one agency in one language, repeatable (instead of --agency/--lang)")
     crawl.add_argument("--backfill", type=int, default=None, metavar="N",
                        help="walk at least N pages back (default for new agencies: "
                        "GOVKZ_BACKFILL_PAGES=2)")

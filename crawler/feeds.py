@@ -24,7 +24,7 @@ from lxml import etree
 
 from crawler.agencies import AgencyRegistry
 from crawler.items import GOVKZ_SITE, LANGS, press_page_url
-from crawler.sanitize import html_to_text, plain_text, sanitize_html, text_to_html, truncate
+from crawler.sanitize import plain_text, sanitize_html, text_to_html, truncate
 from crawler.timeutil import localize
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080/"
@@ -105,8 +105,13 @@ def _ordered(entries: Iterable[EntryData]) -> list[EntryData]:
     return sorted(entries, key=lambda e: (_second(e.published), e.id), reverse=True)
 
 
+def _entry_updated(entry: EntryData) -> datetime:
+    # Atom: an entry is updated no earlier than it is published.
+    return max(_second(entry.updated), _second(entry.published))
+
+
 def _updated(entries: Sequence[EntryData]) -> datetime:
-    return max((_second(e.updated) for e in entries), default=EMPTY_FEED_UPDATED)
+    return max((_entry_updated(e) for e in entries), default=EMPTY_FEED_UPDATED)
 
 
 def _generator(meta: FeedMeta, entries: list[EntryData]) -> FeedGenerator:
@@ -151,7 +156,7 @@ def _add_entry(fg: FeedGenerator, entry: EntryData, *, atom: bool) -> None:
             if lang != entry.lang and url != entry.link
         ]  # fmt: skip
     fe.published(_second(entry.published))
-    fe.updated(max(_second(entry.updated), _second(entry.published)))
+    fe.updated(_entry_updated(entry))
     content = sanitize_html(entry.content_html)
     if content:
         fe.content(content, type="html")
@@ -220,7 +225,7 @@ def entry_from_item(
     image = item.get("image")
     if image and image not in body:
         body = f'<p><img src="{html.escape(image)}" alt=""></p>{body}'
-    text = plain_text(html_to_text(body))
+    text = plain_text(body)
     summary = plain_text(item.get("summary") or "") or truncate(text, SUMMARY_CHARS)
     title = plain_text(item.get("title") or "") or truncate(text, 80)
     return EntryData(

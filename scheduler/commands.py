@@ -2,8 +2,218 @@
 
 from __future__ import annotations
 
+import argparse
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
 from typing import Any
+
+from crawler.commands import data_option, json_option, load_config_for, settings_for
+from crawler.errors import GovkzError
+
+log = logging.getLogger("scheduler")
+
+
+def _twisted_logs_to_stdlib() -> None:
+    from twisted.logger import STDLibLogObserver, globalLogBeginner
+
+    globalLogBeginner.beginLoggingTo([STDLibLogObserver(name="twisted")],
+                                     redirectStandardIO=False)
+
+
+def _serve(settings: Any, config: Any, args: argparse.Namespace, provider: Any,
+           metrics: Any, reactor: Any) -> Any:
+    from crawler.paths import feeds_dir
+    from scheduler.server import build_site, listen
+
+    bind = args.bind or config.server.bind
+    port = args.port if args.port is not None else config.server.port
+    site = build_site(feeds_dir(settings), provider, metrics,
+                      cache_max_age=config.server.cache_max_age)
+    try:
+        listening = listen(site, bind, port, reactor=reactor)
+    except Exception as exc:  # noqa: BLE001 - CannotListenError and friends: one line
+        raise GovkzError(f"cannot listen on {bind}:{port}: {exc}") from None
+    actual = listening.getHost().port
+    print(f"serving feeds on http://{bind}:{actual}/ (status: /status, OPML: /opml)",
+          file=sys.stderr, flush=True)
+    return listening
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from twisted.internet import reactor
+
+    from crawler.directory import crawl_targets, load_registry
+    from crawler.paths import feeds_dir
+    from crawler.pipelines import publish
+    from scheduler.daemon import Daemon
+    from scheduler.demo import DEMO_SCHEDULE, DemoSite
+    from scheduler.provider import ArchiveStatus
+
+    _twisted_logs_to_stdlib()
+    config = load_config_for(args)
+    overrides: dict[str, Any] = {"GOVKZ_BASE_URL": args.base_url}
+    demo = None
+    if args.demo:
+        demo = DemoSite(Path(args.seeds), reactor)
+        overrides["GOVKZ_BASE_URL"] = demo.listen(args.mock_port)
+        if args.data is None:
+            args.data = Path("demo-data")
+        for key, value in DEMO_SCHEDULE.items():
+            setattr(config.schedule, key, value)
+    settings = settings_for(args, **overrides)
+    if args.public_url:
+        settings.set("GOVKZ_PUBLIC_URL", args.public_url, priority="cmdline")
+    registry = load_registry(settings)
+    agencies = demo.agencies() if demo else crawl_targets(registry, config)
+    targets = [f"{a}/{lang}" for a in agencies for lang in config.langs]
+    if not targets:
+        raise GovkzError("nothing to crawl: enable agencies in the config file")
+    crawl_args = ["--data", settings.get("GOVKZ_DATA"), "--base-url",
+                  settings.get("GOVKZ_BASE_URL")]
+    if args.config:
+        crawl_args[:0] = ["--config", str(args.config)]
+    for pair in (args.set or []) + (["DOWNLOAD_DELAY=0", "AUTOTHROTTLE_ENABLED=0"]
+                                    if demo else []):
+        crawl_args += ["-s", pair]
+    daemon = Daemon(settings, config, targets, reactor=reactor,
+                    crawl_args=["--config", str(args.config)] * 0 + crawl_args)
+    if not (feeds_dir(settings) / "index.opml").exists():
+        publish(settings)  # something to serve before the first crawl ends
+    daemon.publish_incidents()
+    provider = ArchiveStatus(daemon.archive, registry, feeds_dir(settings), targets)
+    _serve(settings, config, args, provider, daemon.metrics, reactor)
+    daemon.start()
+    if demo:
+        demo.start_publishing(args.publish_every)
+        print(f"demo: mock gov.kz at {settings.get('GOVKZ_BASE_URL')}, publishing an item "
+              f"every {args.publish_every:g} s; data in {settings.get('GOVKZ_DATA')}",
+              file=sys.stderr, flush=True)
+    print(f"crawling {len(targets)} targets (agency x language) from "
+          f"{settings.get('GOVKZ_BASE_URL')}; Ctrl-C or SIGTERM stops", file=sys.stderr,
+          flush=True)
+    reactor.run()
+    daemon.archive.close()
+    print("stopped", file=sys.stderr)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from twisted.internet import reactor
+
+    from crawler.directory import load_registry
+    from crawler.paths import db_path, feeds_dir
+    from crawler.store import Archive
+    from scheduler.metrics import Metrics
+    from scheduler.provider import ArchiveStatus
+
+    _twisted_logs_to_stdlib()
+    config = load_config_for(args)
+    settings = settings_for(args)
+    archive = Archive.open(db_path(settings))
+    provider = ArchiveStatus(archive, load_registry(settings), feeds_dir(settings))
+    _serve(settings, config, args, provider, Metrics(), reactor)
+    reactor.run()
+    archive.close()
+    return 0
+
+
+def _age(value: str | None, now: datetime) -> str:
+    if not value:
+        return "-"
+    seconds = int((datetime.fromisoformat(value) - now).total_seconds())
+    sign, seconds = ("in ", seconds) if seconds >= 0 else ("", -seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{sign}{seconds // size}{unit}" + (" ago" if not sign else "")
+    return f"{sign}{seconds}s" + (" ago" if not sign else "")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import json
+
+    from crawler.paths import db_path
+    from crawler.store import Archive
+    from crawler.timeutil import utcnow
+
+    settings = settings_for(args)
+    path = db_path(settings)
+    if not path.exists():
+        raise GovkzError(f"no archive at {path}: run `govkz-monitor run` or `crawl` first")
+    archive = Archive.open(path)
+    try:
+        schedule = archive.schedule()
+        counts = archive.item_counts()
+        incidents = archive.incidents(limit=5)
+    finally:
+        archive.close()
+    if args.json:
+        print(json.dumps({"schedule": schedule, "items": counts, "incidents": incidents},
+                         ensure_ascii=False, indent=2))
+        return 0
+    now = utcnow()
+    print(f"{'target':<34} {'items':>6} {'last success':>13} {'next crawl':>11} {'fails':>5}"
+          "  last error")
+    failing = 0
+    for key in sorted(schedule):
+        row = schedule[key]
+        failing += bool(row["consecutive_failures"])
+        error = (row["last_error"] or "")[:60] if row["consecutive_failures"] else ""
+        print(f"{key:<34} {counts.get(key.split('/')[0], 0):>6} "
+              f"{_age(row['last_success'], now):>13} {_age(row['next_crawl'], now):>11} "
+              f"{row['consecutive_failures']:>5}  {error}")
+    print(f"{len(schedule)} targets, {failing} failing, {sum(counts.values())} items")
+    for incident in incidents:
+        print(f"incident {incident['at']}: {incident['message']}")
+    return 1 if failing else 0
+
+
+def _server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bind", default=None, metavar="ADDR",
+                        help="address to serve on (default: the config's, else 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None,
+                        help="port to serve on (default: the config's, else 8080)")
 
 
 def register(sub: Any) -> dict[str, Any]:
-    return {}
+    run = sub.add_parser(
+        "run", help="the daemon: crawl on a schedule, publish feeds, serve them over HTTP",
+        description="Re-crawl every enabled agency x language on its own adaptive interval "
+        "(10 min to 6 h by default), write the feeds of agencies that changed, and serve "
+        "/feeds/, /opml, /status, /status.json, /metrics and /healthz. Runs until SIGTERM or "
+        "Ctrl-C; the schedule survives restarts. --demo runs against a local mock of gov.kz "
+        "that keeps publishing, for a machine with no network.",
+    )
+    data_option(run)
+    _server_options(run)
+    run.add_argument("--base-url", default=None, metavar="URL",
+                     help="the site to crawl (default: https://www.gov.kz)")
+    run.add_argument("--public-url", default=None, metavar="URL",
+                     help="where readers reach the feeds (self links; default: "
+                     "http://127.0.0.1:8080/)")
+    run.add_argument("--demo", action="store_true",
+                     help="crawl a local mock of gov.kz instead (data in ./demo-data)")
+    run.add_argument("--seeds", default="seeds", help="--demo: pages the mock serves")
+    run.add_argument("--mock-port", type=int, default=0,
+                     help="--demo: port of the mock (default: any free port)")
+    run.add_argument("--publish-every", type=float, default=30.0, metavar="SECONDS",
+                     help="--demo: how often the mock publishes a new item (default 30)")
+
+    serve = sub.add_parser(
+        "serve", help="serve the feeds and status pages only (no crawling)",
+        description="Serve DATA/feeds/ and the status pages over HTTP, as `run` does, "
+        "without crawling.",
+    )
+    data_option(serve)
+    _server_options(serve)
+
+    status = sub.add_parser(
+        "status", help="per-agency health table in the terminal",
+        description="Show each crawled agency x language: items, last success, next crawl, "
+        "consecutive failures and the last error, then the latest incidents. Exits 1 when "
+        "any target is failing.",
+    )
+    data_option(status)
+    json_option(status)
+    return {"run": cmd_run, "serve": cmd_serve, "status": cmd_status}

@@ -104,10 +104,18 @@ def test_unknown_slug_is_its_own_name(shipped: AgencyRegistry) -> None:
     assert shipped.name("no-such-agency", "ru") == "no-such-agency"
 
 
+def test_an_agency_without_names_is_named_by_its_slug(tmp_path: Path) -> None:
+    # A directory refresh may know an agency only by its slug; it still loads and round-trips.
+    path = tmp_path / "a.toml"
+    AgencyRegistry([Agency("nameless", {}, "other", None, enabled=False)]).to_toml(path)
+    registry = AgencyRegistry.load(path)
+    assert registry.get("nameless") == Agency("nameless", {}, "other", None, enabled=False)
+    assert registry.name("nameless", "kk") == "nameless"
+
+
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
-        ("[agencies.x]\nkind = 'ministry'\n", "needs a name"),
         ("[agencies.x]\nen = ''\n", "non-empty"),
         ("[agencies.x]\nen = 3\n", "non-empty"),
         ("[agencies.x]\nen = 'X'\nkind = 'castle'\n", "kind"),

@@ -403,6 +403,14 @@ def test_render_helpers_sort_and_are_deterministic(render: Any) -> None:
     ]
 
 
+def test_an_entry_is_never_updated_before_it_was_published() -> None:
+    early = datetime(2024, 12, 1, tzinfo=UTC)
+    root = etree.fromstring(render_atom(META, [_entry(3, updated=early)]), PARSER)
+    entry = root.find(f"{ATOM}entry")
+    assert entry.findtext(f"{ATOM}updated") == entry.findtext(f"{ATOM}published")
+    assert root.findtext(f"{ATOM}updated") == "2025-01-03T12:00:00+00:00"
+
+
 def test_render_rss_guid_is_not_a_permalink_for_a_tag_uri() -> None:
     root = etree.fromstring(render_rss(META, [_entry(1)]), PARSER)
     guid = root.find("channel/item/guid")

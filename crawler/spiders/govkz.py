@@ -68,9 +68,12 @@ class GovkzSpider(scrapy.Spider):
         langs: str | list[str] | None = None,
         backfill: str | int | None = None,
         since: str | datetime | None = None,
+        targets: str | list[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        # Explicit "agency/lang" pairs (the daemon's batches) instead of agencies x langs.
+        self.pairs = [tuple(t.split("/", 1)) for t in split_list(targets)]
         self.agency_slugs = split_list(agencies)
         self.langs = split_list(langs)
         self.backfill = int(backfill) if backfill not in (None, "") else None
@@ -85,18 +88,18 @@ class GovkzSpider(scrapy.Spider):
         self.site = settings.get("GOVKZ_BASE_URL").rstrip("/")
         self.page_size = settings.getint("GOVKZ_PAGE_SIZE", 50)
         langs = self.langs or split_list(settings.get("GOVKZ_LANGS"))
-        agencies = self.agency_slugs or self._enabled_agencies()
-        for lang in langs:
+        agencies = self.agency_slugs or ([] if self.pairs else self._enabled_agencies())
+        for lang in langs + [lang for _, lang in self.pairs]:
             if lang not in LANGS:
                 raise ValueError(f"unknown language {lang!r} (use {', '.join(LANGS)})")
         from crawler.store import Archive
 
         self.archive = Archive.open(db_path(settings))
-        for agency in agencies:
-            for lang in langs:
-                walk = Walk(agency, lang, self._plan(agency, lang))
-                self.walks[walk.name] = walk
-                yield self.list_request(walk, 1)
+        pairs = self.pairs or [(agency, lang) for agency in agencies for lang in langs]
+        for agency, lang in pairs:
+            walk = Walk(agency, lang, self._plan(agency, lang))
+            self.walks[walk.name] = walk
+            yield self.list_request(walk, 1)
 
     def _enabled_agencies(self) -> list[str]:
         from crawler.config import load_config

@@ -1,0 +1,122 @@
+"""Run one crawl in a child process and collect its JSON summary (the Scrapyd way).
+
+The Twisted reactor cannot be restarted, and a crawl that hangs or crashes must not take the
+daemon with it, so each crawl is `python -m crawler.cli crawl --target … --json` in a process
+of its own, supervised from the reactor: killed after a timeout, terminated on shutdown.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.internet import defer, protocol
+
+log = logging.getLogger(__name__)
+
+STDERR_TAIL = 4000  # bytes of a child's stderr kept to explain a crash
+
+
+@dataclass
+class CrawlRun:
+    targets: list[str]
+    exit_code: int | None = None
+    summary: dict[str, Any] | None = None
+    timed_out: bool = False
+    stopped: bool = False  # terminated because the daemon is shutting down
+    stderr: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def crashed(self) -> bool:
+        return self.summary is None and not self.timed_out and not self.stopped
+
+    def reason(self) -> str:
+        """One line on why the run produced no summary."""
+        if self.timed_out:
+            return "crawl timed out and was killed"
+        if self.stopped:
+            return "crawl stopped: the daemon is shutting down"
+        last = [line for line in self.stderr.strip().splitlines() if line.strip()]
+        detail = last[-1].strip() if last else "no output"
+        return f"crawl crashed (exit code {self.exit_code}): {detail}"
+
+
+class _Collector(protocol.ProcessProtocol):
+    def __init__(self, run: CrawlRun, done: defer.Deferred[CrawlRun]) -> None:
+        self.run, self.done = run, done
+        self.out, self.err = bytearray(), bytearray()
+
+    def outReceived(self, data: bytes) -> None:  # noqa: N802 (Twisted's name)
+        self.out += data
+
+    def errReceived(self, data: bytes) -> None:  # noqa: N802
+        self.err += data
+        del self.err[:-STDERR_TAIL]
+
+    def processEnded(self, reason: Any) -> None:  # noqa: N802
+        self.run.exit_code = getattr(reason.value, "exitCode", None)
+        self.run.stderr = self.err.decode("utf-8", "replace")
+        try:
+            parsed = json.loads(self.out.decode("utf-8", "replace") or "null")
+            self.run.summary = parsed if isinstance(parsed, dict) else None
+        except ValueError:
+            self.run.summary = None
+        self.done.callback(self.run)
+
+
+class CrawlProcess:
+    """One supervised crawl child; `start()` returns a Deferred firing with its CrawlRun."""
+
+    def __init__(self, reactor: Any, argv_tail: list[str], targets: list[str], *,
+                 timeout: float, env: dict[str, str] | None = None) -> None:
+        self.reactor = reactor
+        self.targets = targets
+        self.args = [sys.executable, "-m", "crawler.cli", "crawl", *argv_tail, "--json"]
+        for target in targets:
+            self.args += ["--target", target]
+        self.timeout = timeout
+        self.env = {**os.environ, **(env or {})}
+        self.run = CrawlRun(targets)
+        self.transport: Any = None
+        self._timer: Any = None
+
+    def start(self) -> defer.Deferred[CrawlRun]:
+        done: defer.Deferred[CrawlRun] = defer.Deferred()
+        self.transport = self.reactor.spawnProcess(
+            _Collector(self.run, done), self.args[0], self.args, env=self.env
+        )
+        self._timer = self.reactor.callLater(self.timeout, self._time_out)
+        done.addBoth(self._finished)
+        log.info("crawl started (pid %s): %s", self.transport.pid, " ".join(self.targets))
+        return done
+
+    def _finished(self, result: Any) -> Any:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        return result
+
+    def _time_out(self) -> None:
+        self.run.timed_out = True
+        log.warning("crawl of %s timed out after %.0f s: killing it",
+                    ", ".join(self.targets), self.timeout)
+        self._signal(signal.SIGKILL)
+
+    def terminate(self, grace: float = 5.0) -> None:
+        """Ask the child to stop (Scrapy closes the spider on SIGTERM), kill it after `grace`.
+        Every item is stored in its own transaction, so either way nothing is half-written."""
+        self.run.stopped = True
+        self._signal(signal.SIGTERM)
+        self.reactor.callLater(grace, self._signal, signal.SIGKILL)
+
+    def _signal(self, signo: int) -> None:
+        try:
+            if self.transport is not None and self.transport.pid:
+                self.transport.signalProcess(signo)
+        except Exception:  # noqa: BLE001 - already gone (ProcessExitedAlready): nothing to do
+            pass

@@ -1,0 +1,208 @@
+"""The daemon: crawl every agency × language on its own adaptive schedule, publish, serve.
+
+One Twisted reactor runs everything: APScheduler's TwistedScheduler holds one job per target
+("agency/lang", explicit ids, coalesced, one instance), the twisted.web server serves the feeds
+and the status pages, and crawls run as supervised child processes (scheduler/crawlproc.py).
+Targets that fall due together are crawled in one child process, one batch at a time, so gov.kz
+sees one polite crawler. The schedule lives in the archive's `schedule` table, so a restart
+picks up where the daemon stopped instead of re-crawling everything at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import datetime, timedelta
+from typing import Any
+
+from crawler.config import Config
+from crawler.errors import GovkzError
+from crawler.feeds import write_if_changed
+from crawler.paths import db_path, feeds_dir
+from crawler.store import Archive
+from crawler.timeutil import utcnow
+from scheduler.crawlproc import CrawlProcess, CrawlRun
+from scheduler.incidents import FEED_PATH, detect, incident_feed
+from scheduler.metrics import Metrics
+from scheduler.policy import AgencyState, CrawlOutcome, Policy
+
+log = logging.getLogger(__name__)
+
+BATCH_WINDOW = timedelta(seconds=30)  # targets due this soon join the batch starting now
+
+
+class Daemon:
+    def __init__(self, settings: Any, config: Config, targets: list[str], *,
+                 reactor: Any = None, crawl_args: list[str] | None = None,
+                 clock: Any = None, rng: random.Random | None = None) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
+        self.reactor = reactor
+        self.settings = settings
+        self.config = config
+        self.targets = targets
+        self.crawl_args = crawl_args or []
+        self.now = clock or utcnow
+        self.policy = Policy(config.schedule, rng or random.Random())
+        self.metrics = Metrics()
+        self.archive = Archive.open(db_path(settings))
+        self.states: dict[str, AgencyState] = {}
+        self.queue: list[str] = []
+        self.running: CrawlProcess | None = None
+        self.scheduler: Any = None
+        self.stopping = False
+
+    # --- start and stop -----------------------------------------------------------------------
+
+    def plan(self) -> None:
+        """Restore or create every target's state, spreading overdue ones (policy.startup)."""
+        known = [AgencyState.from_row(row) for row in self.archive.schedule().values()]
+        for state in self.policy.startup(known, self.targets, self.now()):
+            self.states[state.agency] = state
+            self._save(state)
+        for agency, n in self.archive.item_counts().items():
+            self.metrics.set_items(agency, n)
+
+    def start(self) -> None:
+        from apscheduler.schedulers.twisted import TwistedScheduler
+
+        self.plan()
+        self.scheduler = TwistedScheduler(
+            reactor=self.reactor,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+        for key, state in self.states.items():
+            self._schedule(key, state.next_crawl or self.now())
+        self.scheduler.start()
+        self.reactor.addSystemEventTrigger("before", "shutdown", self.stop)
+        log.info("daemon started: %d targets, next crawl %s", len(self.states),
+                 min((s.next_crawl for s in self.states.values() if s.next_crawl), default="-"))
+
+    def stop(self) -> Any:
+        """Stop scheduling; let a running crawl stop within a few seconds (SIGTERM, then
+        SIGKILL): every item is its own transaction, so nothing is half-written."""
+        self.stopping = True
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self.running is not None:
+            self.running.terminate(grace=4.0)
+            return self._running_done
+        return None
+
+    # --- jobs ---------------------------------------------------------------------------------
+
+    def _schedule(self, key: str, when: datetime) -> None:
+        self.scheduler.add_job(
+            self._due, "date", run_date=when, args=[key], id=f"crawl:{key}",
+            name=f"crawl {key}", replace_existing=True,
+        )
+
+    def _due(self, key: str) -> None:
+        # APScheduler's Twisted executor may call this from a worker thread: hop to the reactor.
+        self.reactor.callFromThread(self.enqueue, key)
+
+    def enqueue(self, key: str) -> None:
+        if self.stopping or key in self.queue or (self.running and key in self.running.targets):
+            return  # never two crawls of one target at once
+        self.queue.append(key)
+        self.reactor.callLater(0, self.kick)
+
+    def kick(self) -> None:
+        """Start the next batch unless one is running: the due queue plus targets due soon."""
+        if self.running is not None or not self.queue or self.stopping:
+            return
+        soon = self.now() + BATCH_WINDOW
+        for key, state in sorted(self.states.items(), key=lambda kv: kv[1].next_crawl or soon):
+            if key not in self.queue and state.next_crawl and state.next_crawl <= soon:
+                self.queue.append(key)
+        batch, self.queue = self.queue, []
+        self.running = CrawlProcess(
+            self.reactor, self.crawl_args, batch, timeout=self.config.schedule.crawl_timeout
+        )
+        self._running_done = self.running.start()
+        self._running_done.addCallback(self.finished)
+        self._running_done.addErrback(lambda f: log.error("crawl supervision failed: %s", f))
+
+    # --- results ------------------------------------------------------------------------------
+
+    def outcome_of(self, run: CrawlRun, key: str) -> CrawlOutcome:
+        if run.timed_out:
+            return CrawlOutcome.timeout(self.config.schedule.crawl_timeout)
+        if run.summary is None:
+            return CrawlOutcome.crash(run.reason())
+        mine = [t for t in run.summary.get("targets", []) if t.get("target") == key]
+        general = [t for t in run.summary.get("targets", []) if "/" not in t.get("target", "/")]
+        if not mine:
+            # A target the child never reached (it died early): its general errors explain.
+            errors = [e for t in general for e in t.get("errors", [])] or ["not crawled"]
+            return CrawlOutcome.failed(errors)
+        return CrawlOutcome.from_summary({"targets": mine + general}, agency=key)
+
+    def finished(self, run: CrawlRun) -> None:
+        self.running = None
+        now = self.now()
+        changed = False
+        for key in run.targets:
+            before = self.states.get(key) or self.policy.initial(key, now)
+            outcome = self.outcome_of(run, key)
+            if run.stopped:
+                continue  # not a verdict on the agency: retried on the next start
+            after = self.policy.after_crawl(before, outcome, now)
+            self.states[key] = after
+            self._save(after)
+            for incident in detect(before, after, outcome,
+                                   threshold=self.config.schedule.failure_threshold):
+                self._record_incident(incident.agency, incident.kind, incident.message)
+                changed = True
+            agency = key.split("/")[0]
+            self.metrics.record_crawl(
+                agency, "ok" if outcome.ok else "failed", new=outcome.new,
+                updated=outcome.updated, errors=0 if outcome.ok else 1,
+                requests=self._requests(run, key),
+            )
+            log.info("%s: %s; next crawl %s", key,
+                     "ok" if outcome.ok else f"FAILED: {outcome.error}",
+                     after.next_crawl.isoformat() if after.next_crawl else "-")
+            if not self.stopping and after.next_crawl:
+                self._schedule(key, after.next_crawl)
+        try:
+            for agency, n in self.archive.item_counts().items():
+                self.metrics.set_items(agency, n)
+        except GovkzError as exc:
+            log.error("cannot read item counts: %s", exc)
+        if changed:
+            self.publish_incidents()
+        self.reactor.callLater(0, self.kick)
+
+    @staticmethod
+    def _requests(run: CrawlRun, key: str) -> int:
+        for target in (run.summary or {}).get("targets", []):
+            if target.get("target") == key:
+                return int(target.get("requests") or 0)
+        return 0
+
+    def _save(self, state: AgencyState) -> None:
+        row = state.to_row()
+        row.pop("agency", None)
+        try:
+            self.archive.save_schedule(state.agency, **row)
+        except GovkzError as exc:  # a full or read-only disk: keep crawling and serving
+            log.error("cannot save the schedule of %s: %s", state.agency, exc)
+
+    def _record_incident(self, agency: str, kind: str, message: str) -> None:
+        log.warning("incident: %s", message)
+        try:
+            self.archive.add_incident(agency, kind, message)
+        except GovkzError as exc:
+            log.error("cannot record an incident: %s", exc)
+
+    def publish_incidents(self) -> None:
+        """DATA/feeds/incidents.atom: the monitor's own feed, read in the same RSS reader."""
+        try:
+            data = incident_feed(self.archive.incidents(limit=50),
+                                 base_url=self.settings.get("GOVKZ_PUBLIC_URL"))
+            write_if_changed(feeds_dir(self.settings) / FEED_PATH.split("/", 1)[-1], data)
+        except (GovkzError, OSError) as exc:
+            log.error("cannot write the incidents feed: %s", exc)

@@ -1,0 +1,150 @@
+"""Which crawls are worth telling someone about, and the incidents' Atom feed.
+
+Pure: a crawl's states before and after (scheduler/policy.py) and its outcome in, incidents
+out; the daemon stores them (Archive.add_incident) and publishes the feed.
+
+Rules, chosen so that a broken agency yields a few incidents, not one per crawl:
+
+* "failing": the crawl that makes `threshold` failures in a row, exactly once per streak.
+* "recovered": the first successful crawl after a streak that had reached the threshold.
+* "layout-changed", "access-refused", "timeout", "crashed": a crawl whose errors show that
+  problem (see policy.KIND_MARKERS) when the crawl before did not show it (it succeeded, or
+  failed for another reason). So the same problem persisting over many crawls is reported
+  once; it is reported again after a success or after the failure changed its nature, because
+  then it is news again. They are reported from the first failure, before "failing", since
+  they are rarely passing and say what to fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from crawler.feeds import EntryData, FeedMeta, render_atom
+from crawler.timeutil import localize
+from scheduler.policy import AgencyState, CrawlOutcome, error_kinds, one_line
+
+KINDS = ("failing", "recovered", "layout-changed", "access-refused", "timeout", "crashed")
+MESSAGE_CHARS = 300
+FEED_PATH = "feeds/incidents.atom"
+
+_PROBLEMS = {  # kind -> what it means, for the message
+    "layout-changed": "gov.kz answered in a shape the extractors do not know",
+    "access-refused": "gov.kz refused every way of access",
+    "timeout": "the crawl did not finish in time and was stopped",
+    "crashed": "the crawl process failed",
+}
+_TITLES = {
+    "failing": "failing", "recovered": "recovered", "layout-changed": "layout changed",
+    "access-refused": "access refused", "timeout": "crawl timed out", "crashed": "crawl crashed",
+}
+
+
+@dataclass(frozen=True)
+class Incident:
+    agency: str
+    kind: str  # one of KINDS
+    message: str  # one line, names the agency and the reason
+
+
+def _kinds(outcome: CrawlOutcome) -> set[str]:
+    kinds = set().union(*(error_kinds(e) for e in outcome.errors or (outcome.error,)))
+    kinds.discard("timeout")  # the flags below are the truth about the process
+    kinds.discard("crashed")
+    if outcome.timed_out:
+        kinds.add("timeout")
+    if outcome.crashed:
+        kinds.add("crashed")
+    return kinds
+
+
+def _evidence(outcome: CrawlOutcome, kind: str) -> str:
+    return next((e for e in outcome.errors if kind in error_kinds(e)), outcome.error or "")
+
+
+def _message(agency: str, text: str) -> str:
+    return one_line(f"{agency}: {text}", MESSAGE_CHARS)
+
+
+def detect(
+    before: AgencyState, after: AgencyState, outcome: CrawlOutcome, *, threshold: int
+) -> list[Incident]:
+    """The incidents one crawl opens (usually none), in KINDS order."""
+    if threshold < 1:
+        raise ValueError(f"the failure threshold must be at least 1, not {threshold}")
+    agency = after.agency
+    found: list[Incident] = []
+    if outcome.ok:
+        if before.consecutive_failures >= threshold:
+            n = before.consecutive_failures
+            found.append(Incident(agency, "recovered", _message(
+                agency, f"crawled successfully again after {n} failed crawl(s) in a row")))
+        return found
+    if after.consecutive_failures == threshold:
+        found.append(Incident(agency, "failing", _message(
+            agency, f"{threshold} crawl(s) failed in a row; last error: {outcome.error}")))
+    previous = error_kinds(before.last_error) if before.consecutive_failures else set()
+    for kind in KINDS[2:]:
+        if kind in _kinds(outcome) and kind not in previous:
+            found.append(Incident(agency, kind, _message(
+                agency, f"{_PROBLEMS[kind]}: {_evidence(outcome, kind)}")))
+    return found
+
+
+# --- the incidents feed ---------------------------------------------------------------------
+
+
+def _at(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return localize(value)
+    try:
+        return localize(datetime.fromisoformat(str(value)))
+    except ValueError:
+        return None
+
+
+def _base(base_url: str) -> str:
+    return base_url.rstrip("/") + "/"
+
+
+def incident_entries(rows: Iterable[Mapping[str, Any]], *, base_url: str) -> list[EntryData]:
+    """Rows of the `incidents` table (Archive.incidents) as feed entries. The id is the
+    incident's anchor on this installation's status page, the link that page filtered to the
+    agency. A row without a readable date is left out."""
+    base = _base(base_url)
+    entries = []
+    for row in rows:
+        at = _at(row.get("at"))
+        if at is None or row.get("id") is None:
+            continue
+        agency, kind = str(row.get("agency") or ""), str(row.get("kind") or "")
+        entries.append(EntryData(
+            id=f"{base}status#incident-{row['id']}",
+            title=f"{agency}: {_TITLES.get(kind, kind)}",
+            link=f"{base}status?q={quote(agency)}",
+            published=at,
+            updated=at,
+            summary=one_line(str(row.get("message") or ""), 1000),
+            categories=(kind,) if kind else (),
+            lang="en",
+            author="govkz-monitor",
+        ))
+    return entries
+
+
+def incident_feed(rows: Iterable[Mapping[str, Any]], *, base_url: str,
+                  path: str = FEED_PATH) -> bytes:
+    """The Atom feed of the given incidents, served at base_url + path."""
+    base = _base(base_url)
+    meta = FeedMeta(
+        title="govkz-monitor: incidents",
+        self_url=base + path.lstrip("/"),
+        alternate_url=base + "status",
+        description="Agencies whose crawls fail, recover, or meet a changed gov.kz",
+        lang="en",
+        author="govkz-monitor",
+    )
+    return render_atom(meta, incident_entries(rows, base_url=base_url))

@@ -1,0 +1,320 @@
+"""When to crawl each agency next: the daemon's pure scheduling decisions.
+
+No clock and no sleeps here: every function takes `now` (an aware datetime) and returns new
+values, and randomness comes from an injected random.Random, so tests replay any history exactly.
+The numbers come from crawler.config.Schedule ([schedule] in the config file).
+
+The adaptation rule, per agency:
+
+* `interval` is what the agency has taught us: how often it publishes. A new agency starts at
+  the geometric mean of min_interval and max_interval (1 h with the defaults).
+* A successful crawl that found new or edited items halves the interval (never below
+  min_interval); one that found nothing multiplies it by 1.5 (never above max_interval). The
+  first successful crawl of an agency only imports its backlog, which says nothing about how
+  often it publishes, so it leaves the interval alone.
+* A failed crawl (errors, a timeout, a crash) leaves the learned interval alone and backs off:
+  the next attempt waits interval x 2^(failures-1), capped at max_interval. The first failure is
+  retried on the normal schedule (most failures are passing), each further one doubles the wait.
+  A success resets the failure count, so the learned interval is used again at once.
+* Jitter: the wait gets a uniform random offset of +-jitter seconds so agencies drift apart
+  instead of crawling in lockstep, then is clamped to [min_interval, max_interval]: an agency
+  is never crawled sooner than min_interval after a crawl, nor left longer than max_interval.
+* Start-up spreads work out: new agencies (`initial`) and agencies whose next crawl was missed
+  while the daemon was down (`restore_all`) get evenly spaced first crawls over the next
+  min_interval, in a deterministic order, so neither a big registry nor a restart crawls
+  everything at once.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from crawler.config import Schedule
+from crawler.sanitize import truncate
+from crawler.timeutil import isoformat, localize
+
+SHRINK = 0.5  # interval factor after a crawl that found items
+GROW = 1.5  # interval factor after a crawl that found nothing
+BACKOFF = 2.0  # wait factor per further consecutive failure
+ERROR_CHARS = 500  # longest error line kept in the schedule table
+MAX_BACKOFF_STEPS = 64  # beyond this the cap has long been reached; keeps the numbers small
+
+# Error texts that name a problem incidents report on its own (scheduler/incidents.py). They
+# come first in an error line, so truncating a long line never hides them.
+KIND_MARKERS = {
+    "layout-changed": ("layout changed",),
+    "access-refused": ("every access strategy was refused", "access refused"),
+    "timeout": ("crawl timed out",),
+    "crashed": ("crawl crashed",),
+}
+_DATES = ("next_crawl", "last_crawl", "last_success", "last_error_at")
+
+
+def error_kinds(text: str | None) -> set[str]:
+    """The incident kinds an error text names (see KIND_MARKERS)."""
+    low = (text or "").casefold()
+    return {kind for kind, markers in KIND_MARKERS.items() if any(m in low for m in markers)}
+
+
+def one_line(text: str, limit: int = ERROR_CHARS) -> str:
+    return truncate(" ".join(str(text).split()), limit)
+
+
+def _aware(now: datetime) -> datetime:
+    if now.tzinfo is None:
+        raise ValueError(f"a timezone-aware datetime is required, got {now!r}")
+    return now
+
+
+def _date(value: Any, field: str) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return localize(value)
+    try:
+        return localize(datetime.fromisoformat(str(value)))
+    except ValueError:
+        raise ValueError(f"schedule.{field}: not an ISO 8601 date: {value!r}") from None
+
+
+@dataclass(frozen=True)
+class AgencyState:
+    """One row of the archive's `schedule` table."""
+
+    agency: str
+    interval: int  # seconds: the learned interval (backoff never changes it)
+    next_crawl: datetime | None
+    last_crawl: datetime | None = None
+    last_success: datetime | None = None
+    last_error: str | None = None  # kept after a recovery: the most recent error, with its time
+    last_error_at: datetime | None = None
+    consecutive_failures: int = 0
+    last_new: int = 0
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> AgencyState:
+        """A row from Archive.schedule(): ISO strings (or datetimes) become aware datetimes."""
+        dates = {f: _date(row.get(f), f) for f in _DATES}
+        return cls(
+            agency=row["agency"],
+            interval=int(row.get("interval") or 3600),
+            last_error=row.get("last_error"),
+            consecutive_failures=int(row.get("consecutive_failures") or 0),
+            last_new=int(row.get("last_new") or 0),
+            **dates,
+        )
+
+    def to_row(self) -> dict[str, Any]:
+        """The row to store: `row.pop("agency")` then Archive.save_schedule(agency, **row)."""
+        row: dict[str, Any] = {
+            "agency": self.agency, "interval": self.interval,
+            "last_error": self.last_error, "consecutive_failures": self.consecutive_failures,
+            "last_new": self.last_new,
+        }  # fmt: skip
+        for f in _DATES:
+            value = getattr(self, f)
+            row[f] = isoformat(value) if value else None
+        return row
+
+
+@dataclass(frozen=True)
+class CrawlOutcome:
+    """What one crawl of one agency did, as the schedule and the incidents need it."""
+
+    ok: bool
+    new: int
+    updated: int
+    error: str | None  # one line for people (and the schedule table); None when ok
+    timed_out: bool = False
+    crashed: bool = False
+    errors: tuple[str, ...] = ()  # every error, one line each, the named kinds first
+
+    @classmethod
+    def failed(cls, errors: Iterable[str], *, new: int = 0, updated: int = 0,
+               timed_out: bool = False, crashed: bool = False) -> CrawlOutcome:
+        lines = [one_line(e) for e in errors if e and str(e).strip()] or ["the crawl failed"]
+        lines.sort(key=lambda e: not error_kinds(e))  # stable: named problems first
+        head = "; ".join(lines)
+        if len(lines) > 1:
+            head = f"{len(lines)} errors: {head}"
+        return cls(False, new, updated, one_line(head), timed_out, crashed, tuple(lines))
+
+    @classmethod
+    def timeout(cls, seconds: float, detail: str = "") -> CrawlOutcome:
+        """The crawl process did not finish within crawl_timeout and was stopped."""
+        text = f"crawl timed out after {seconds:g} s" + (f": {detail}" if detail else "")
+        return cls.failed([text], timed_out=True)
+
+    @classmethod
+    def crash(cls, detail: str) -> CrawlOutcome:
+        """The crawl process died or printed no usable summary."""
+        return cls.failed([f"crawl crashed: {detail or 'no detail'}"], crashed=True)
+
+    @classmethod
+    def from_summary(cls, summary: Any, *, agency: str) -> CrawlOutcome:
+        """Read a CrawlSummary.to_dict() of a crawl of `agency`.
+
+        Counts and errors come from the agency's targets ("agency/lang"; all targets when none
+        is named so), else from "totals". The daemon may add top-level keys for what it saw of
+        the child process: "error" (text), "timed_out" and "crashed" (booleans). A summary with
+        neither targets nor totals is a failure: a crawl that ran always reports something."""
+        if not isinstance(summary, Mapping):
+            return cls.crash(f"the crawl printed {type(summary).__name__}, not a summary")
+        targets = [t for t in summary.get("targets") or () if isinstance(t, Mapping)]
+        mine = [t for t in targets if str(t.get("target", "")).split("/")[0] == agency]
+        targets = mine or targets
+        totals = summary.get("totals") if isinstance(summary.get("totals"), Mapping) else {}
+        errors: list[str] = []
+        if targets:
+            new = sum(_count(t.get("new")) for t in targets)
+            updated = sum(_count(t.get("updated")) for t in targets)
+            for t in targets:
+                errors += [f"{t.get('target', agency)}: {e}" for e in t.get("errors") or ()]
+        else:
+            new, updated = _count(totals.get("new")), _count(totals.get("updated"))
+            if _count(totals.get("errors")):
+                errors.append(f"{_count(totals.get('errors'))} error(s), not detailed")
+        timed_out, crashed = bool(summary.get("timed_out")), bool(summary.get("crashed"))
+        detail = str(summary.get("error") or "").strip()
+        if not (targets or totals or timed_out or crashed or detail):
+            errors.append(f"the crawl summary reports nothing for {agency}")
+        if timed_out:
+            errors.insert(0, "crawl timed out" + (f": {detail}" if detail else ""))
+        elif crashed:
+            errors.insert(0, f"crawl crashed: {detail or 'no detail'}")
+        elif detail:
+            errors.insert(0, detail)
+        if errors:
+            return cls.failed(errors, new=new, updated=updated, timed_out=timed_out,
+                              crashed=crashed)
+        return cls(True, new, updated, None)
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _ceil_second(now: datetime) -> datetime:
+    # The archive stores whole seconds; rounding up keeps "at least min_interval" true there.
+    whole = now.replace(microsecond=0)
+    return whole + timedelta(seconds=1) if now.microsecond else whole
+
+
+class Policy:
+    def __init__(self, schedule: Schedule, rng: random.Random | None = None, *,
+                 shrink: float = SHRINK, grow: float = GROW, backoff: float = BACKOFF) -> None:
+        if schedule.min_interval < 1 or schedule.max_interval < schedule.min_interval:
+            raise ValueError("schedule: need 1 <= min_interval <= max_interval")
+        if schedule.jitter < 0 or not 0 < shrink <= 1 <= grow or backoff < 1:
+            raise ValueError("schedule: need jitter >= 0, 0 < shrink <= 1 <= grow, backoff >= 1")
+        self.schedule = schedule
+        self.rng = rng or random.Random()
+        self.shrink, self.grow, self.backoff = shrink, grow, backoff
+
+    @property
+    def start_interval(self) -> int:
+        lo, hi = self.schedule.min_interval, self.schedule.max_interval
+        return self.clamp(round(math.sqrt(lo * hi)))
+
+    def clamp(self, seconds: float) -> int:
+        return int(min(max(round(seconds), self.schedule.min_interval), self.schedule.max_interval))
+
+    def _spread(self, now: datetime, index: int, count: int) -> datetime:
+        """Slot `index` of `count` evenly spaced whole seconds in [now, now + min_interval)
+        (distinct seconds as long as count <= min_interval)."""
+        if not 0 <= index < count:
+            raise ValueError(f"index {index} is not in 0..{count - 1}")
+        offset = index * self.schedule.min_interval // count
+        return _ceil_second(_aware(now)) + timedelta(seconds=offset)
+
+    def initial(self, agency: str, now: datetime, *, index: int = 0, count: int = 1
+                ) -> AgencyState:
+        """The state of an agency seen for the first time: its first crawl is slot `index` of
+        `count` spread over the next min_interval."""
+        return AgencyState(agency, self.start_interval, self._spread(now, index, count))
+
+    def after_crawl(self, state: AgencyState, outcome: CrawlOutcome, now: datetime
+                    ) -> AgencyState:
+        """The state after a crawl that ended at `now` (see the module docstring)."""
+        stamp = _aware(now).replace(microsecond=0)
+        interval = self.clamp(state.interval)
+        if outcome.ok:
+            if state.last_success is None:
+                pass  # the backlog of a first crawl is not a publishing rate
+            elif outcome.new or outcome.updated:
+                interval = self.clamp(interval * self.shrink)
+            else:
+                interval = self.clamp(interval * self.grow)
+            failures, wait = 0, float(interval)
+            last = {"last_success": stamp}
+        else:
+            failures = state.consecutive_failures + 1
+            wait = interval * self.backoff ** min(failures - 1, MAX_BACKOFF_STEPS)
+            last = {"last_error": outcome.error or "the crawl failed", "last_error_at": stamp}
+        return replace(
+            state, interval=interval, next_crawl=self._next(now, wait), last_crawl=stamp,
+            consecutive_failures=failures, last_new=outcome.new, **last,
+        )
+
+    def _next(self, now: datetime, wait: float) -> datetime:
+        j = self.schedule.jitter
+        offset = self.rng.randint(-j, j) if j else 0
+        return _ceil_second(now) + timedelta(seconds=self.clamp(min(wait, 1e12) + offset))
+
+    def restore(self, state: AgencyState, now: datetime, *, index: int = 0, count: int = 1
+                ) -> AgencyState:
+        """One stored state after a daemon (re)start. A next crawl still ahead is kept (but
+        never later than max_interval from now); a missed one becomes slot `index` of `count`
+        over the next min_interval. The interval is clamped in case the limits changed."""
+        state = replace(state, interval=self.clamp(state.interval))
+        latest = _ceil_second(_aware(now)) + timedelta(seconds=self.schedule.max_interval)
+        if state.next_crawl is not None and state.next_crawl > now:
+            return replace(state, next_crawl=min(state.next_crawl, latest))
+        return replace(state, next_crawl=self._spread(now, index, count))
+
+    def restore_all(self, states: Iterable[AgencyState], now: datetime) -> list[AgencyState]:
+        """`restore` for every stored state (same order), overdue ones spread together."""
+        states = list(states)
+        return self.startup(states, [s.agency for s in states], now)
+
+    def startup(self, known: Iterable[AgencyState], agencies: Iterable[str], now: datetime
+                ) -> list[AgencyState]:
+        """The plan when the daemon starts: one state per agency in `agencies` (that order),
+        restored when known, initial when new. Overdue and new agencies share one spread over
+        the next min_interval: most overdue first, then new ones in the given order. Known
+        agencies that are not listed (disabled, removed) are left out."""
+        _aware(now)
+        by_agency = {s.agency: s for s in known}
+        names = list(dict.fromkeys(agencies))
+        waiting = [by_agency[a] for a in names if a in by_agency]
+        waiting = [s for s in waiting if not self._ahead(s, now)]
+        waiting.sort(key=lambda s: (s.next_crawl is not None, s.next_crawl or now, s.agency))
+        queue = [s.agency for s in waiting] + [a for a in names if a not in by_agency]
+        slot = {agency: i for i, agency in enumerate(queue)}
+        out = []
+        for agency in names:
+            if agency not in by_agency:
+                out.append(self.initial(agency, now, index=slot[agency], count=len(queue)))
+            elif agency in slot:
+                out.append(self.restore(by_agency[agency], now, index=slot[agency],
+                                        count=len(queue)))
+            else:
+                out.append(self.restore(by_agency[agency], now))
+        return out
+
+    @staticmethod
+    def _ahead(state: AgencyState, now: datetime) -> bool:
+        return state.next_crawl is not None and state.next_crawl > now
+
+    def due(self, states: Iterable[AgencyState], now: datetime) -> list[AgencyState]:
+        """The agencies to crawl at `now`, the longest waiting first. One without a next_crawl
+        was never scheduled and is due at once."""
+        _aware(now)
+        ready = [s for s in states if not self._ahead(s, now)]
+        return sorted(ready, key=lambda s: (s.next_crawl is not None, s.next_crawl or now,
+                                            s.agency))

@@ -1,0 +1,404 @@
+"""`govkz-monitor crawl` end to end against the mock gov.kz: paging, re-crawls, edits,
+languages and access schemes.
+
+Each crawl runs in a child process (Scrapy's reactor cannot restart); the mock runs in a thread
+of the test process, so the test can count the requests it answered and change it between
+crawls. Faults (layout changes, retries, kills) are in test_crawl_faults.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import feedparser
+import pytest
+from cli_helpers import run_cli
+
+from crawler.items import LANGS
+from crawler.mockgov import Fault, MockServer, MockSite, serve_in_thread
+from crawler.store import Archive
+from crawler.timeutil import ALMATY
+
+NEWS = "/api/v1/public/content-manager/news"  # the list endpoint; details are NEWS/{id}
+PAGE = 5  # GOVKZ_PAGE_SIZE in these tests: small, so a few items make several pages
+START = datetime(2026, 5, 1, 9, 0, tzinfo=ALMATY)
+FAST = ("-s", "DOWNLOAD_DELAY=0", "-s", "AUTOTHROTTLE_ENABLED=0", "-s", f"GOVKZ_PAGE_SIZE={PAGE}")
+UA_RE = re.compile(r"^govkz-monitor/\S+ \(\+https?://\S+\)$")
+
+
+# --- helpers (also used by test_crawl_faults.py) --------------------------------------------
+
+
+def fill(site: MockSite, agency: str, count: int, *, start: datetime = START,
+         step: timedelta = timedelta(hours=1), langs: tuple[str, ...] = LANGS) -> list[int]:
+    """Publish `count` items, oldest first, `step` apart; returns their ids (oldest first)."""
+    ids = []
+    for n in range(count):
+        ids.append(site.publish(
+            agency,
+            title={lang: f"{agency} {lang} news {n}" for lang in langs},
+            body={lang: f"<p>{agency} {lang} body {n}</p>" for lang in langs},
+            created=start + n * step,
+        ))
+    return ids
+
+
+def newest(ids: list[int], count: int) -> set[int]:
+    return set(ids[-count:]) if count else set()
+
+
+@contextmanager
+def served(site: MockSite) -> Iterator[MockServer]:
+    with serve_in_thread(site) as server:
+        yield server
+
+
+@dataclass
+class Crawl:
+    process: subprocess.CompletedProcess[str]
+    summary: dict | None
+
+    @property
+    def code(self) -> int:
+        return self.process.returncode
+
+    def target(self, name: str) -> dict:
+        assert self.summary is not None, self.process.stderr
+        found = [t for t in self.summary["targets"] if t["target"] == name]
+        assert found, f"no target {name} in {self.summary['targets']}"
+        return found[0]
+
+    @property
+    def targets(self) -> dict[str, dict]:
+        assert self.summary is not None, self.process.stderr
+        return {t["target"]: t for t in self.summary["targets"]}
+
+    @property
+    def output(self) -> str:
+        return self.process.stdout + self.process.stderr
+
+
+def crawl(server: MockServer, data: Path, *args: str, agencies: tuple[str, ...] = ("mod",),
+          langs: tuple[str, ...] = ("en",), verbose: bool = False) -> Crawl:
+    """Run `govkz-monitor crawl --json` against the mock; check it behaved like a polite bot."""
+    site = server.site
+    before = len(site.log)
+    argv = [*(["-vv"] if verbose else []), "crawl", "--base-url", server.url,
+            "--data", str(data), *FAST, "--json"]
+    for agency in agencies:
+        argv += ["--agency", agency]
+    for lang in langs:
+        argv += ["--lang", lang]
+    process = run_cli(*argv, *args, timeout=120)
+    assert "Traceback" not in process.stdout + process.stderr, process.stderr
+    summary = json.loads(process.stdout) if process.stdout.strip().startswith("{") else None
+    seen = site.log.entries()[before:]
+    # robots.txt first, and every request names the bot and how to reach its operators.
+    assert seen and (seen[0].method, seen[0].path) == ("GET", "/robots.txt"), seen[:1]
+    bad_ua = {e.headers.get("user-agent") for e in seen if not UA_RE.match(
+        e.headers.get("user-agent", ""))}
+    assert not bad_ua, f"requests without the bot's User-Agent: {bad_ua}"
+    return Crawl(process, summary)
+
+
+def list_requests(site: MockSite, agency: str | None = None, lang: str | None = None) -> int:
+    return site.count(NEWS, method="GET", agency=agency, lang=lang)
+
+
+@contextmanager
+def archive_at(data: Path) -> Iterator[Archive]:
+    archive = Archive.open(data / "news.db")
+    try:
+        yield archive
+    finally:
+        archive.close()
+
+
+def rows(data: Path, agency: str | None = None, lang: str | None = None) -> list[dict]:
+    where = " AND ".join(f"{k} = ?" for k, v in (("agency", agency), ("lang", lang)) if v)
+    params = [v for v in (agency, lang) if v]
+    with archive_at(data) as archive:
+        return list(archive.db.query(
+            f"SELECT * FROM items {'WHERE ' + where if where else ''} ORDER BY id, lang", params))
+
+
+def stored_ids(data: Path, agency: str = "mod", lang: str = "en") -> list[int]:
+    return [row["id"] for row in rows(data, agency, lang)]
+
+
+def assert_each_once(data: Path, agency: str, lang: str, ids: set[int]) -> None:
+    """Exactly `ids` stored for the agency and language, each once and never re-versioned."""
+    got = rows(data, agency, lang)
+    assert sorted(r["id"] for r in got) == sorted(ids)
+    assert all(r["version"] == 1 for r in got)
+    with archive_at(data) as archive:
+        versions = list(archive.db.query(
+            "SELECT id, COUNT(*) AS n FROM item_versions WHERE agency = ? AND lang = ? "
+            "GROUP BY id HAVING n > 1", [agency, lang]))
+    assert versions == []
+
+
+# --- 1. first crawl: backfill depth, --since ------------------------------------------------
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_first_crawl_backfills_the_asked_depth(tmp_path: Path, depth: int) -> None:
+    site = MockSite(access="k6v1")
+    ids = fill(site, "mod", 25)
+    with served(site) as server:
+        result = crawl(server, tmp_path, "--backfill", str(depth))
+    assert result.code == 0, result.output
+    assert_each_once(tmp_path, "mod", "en", newest(ids, depth * PAGE))
+    assert list_requests(site) == depth
+    target = result.target("mod/en")
+    assert (target["found"], target["new"], target["pages"]) == (depth * PAGE, depth * PAGE, depth)
+    assert target["errors"] == []
+
+
+def test_first_crawl_default_depth_is_the_backfill_setting(tmp_path: Path) -> None:
+    site = MockSite()
+    ids = fill(site, "mod", 25)
+    with served(site) as server:
+        result = crawl(server, tmp_path, "-s", "GOVKZ_BACKFILL_PAGES=4")
+    assert result.code == 0, result.output
+    assert_each_once(tmp_path, "mod", "en", newest(ids, 4 * PAGE))
+    assert list_requests(site) == 4
+
+
+@pytest.mark.parametrize(("since", "expected"), [
+    ("2026-05-20", 11),  # items of 20 May 09:00 .. 30 May 09:00
+    ("2026-05-29", 2),   # fewer than one page
+    ("2026-05-26", 5),   # exactly one page: the next one is [] and ends the walk
+])
+def test_since_walks_back_to_the_date(tmp_path: Path, since: str, expected: int) -> None:
+    site = MockSite()
+    ids = fill(site, "mod", 30, step=timedelta(days=1))  # 1 May .. 30 May, 09:00
+    with served(site) as server:
+        result = crawl(server, tmp_path, "--since", since, "--backfill", "1")
+    assert result.code == 0, result.output
+    assert_each_once(tmp_path, "mod", "en", newest(ids, expected))
+    # The API filters by date (created_date=gt:), so the walk ends on the first empty page; a
+    # short page is not trusted as the end (the API may cap a page below the size asked).
+    assert list_requests(site) == math.ceil(expected / PAGE) + (expected % PAGE == 0)
+    assert all(e.query["created_date"].startswith("gt:") for e in site.log.entries(path=NEWS))
+    assert result.target("mod/en")["new"] == expected
+
+
+# --- 2. a quiet re-crawl costs one request per agency x language ------------------------------
+
+
+def test_quiet_recrawl_costs_one_list_request_per_agency_and_language(tmp_path: Path) -> None:
+    site = MockSite(access="k6v2")
+    agencies, langs = ("mod", "mfa"), ("ru", "en")
+    for agency in agencies:
+        fill(site, agency, 12)
+    with served(site) as server:
+        first = crawl(server, tmp_path, agencies=agencies, langs=langs)
+        assert first.code == 0, first.output
+        assert first.summary["totals"]["new"] == 2 * 2 * 2 * PAGE  # default backfill: 2 pages
+        site.reset_log()
+        again = crawl(server, tmp_path, agencies=agencies, langs=langs)
+    assert again.code == 0, again.output
+    assert list_requests(site) == len(agencies) * len(langs)
+    for agency in agencies:
+        for lang in langs:
+            assert list_requests(site, agency, lang) == 1
+    assert site.count(path_prefix=NEWS + "/") == 0  # no detail requests either
+    totals = again.summary["totals"]
+    assert (totals["new"], totals["updated"], totals["errors"]) == (0, 0, 0)
+    assert totals["unchanged"] == len(agencies) * len(langs) * PAGE
+
+
+# --- 3. k new items cost at most one extra page per page of news ------------------------------
+
+
+@pytest.mark.parametrize("k", [1, PAGE, PAGE + 1, 2 * PAGE + 1])
+def test_new_items_cost_one_page_per_page_of_news(tmp_path: Path, k: int) -> None:
+    site = MockSite(access="token")
+    old = fill(site, "mod", 12)
+    with served(site) as server:
+        assert crawl(server, tmp_path).code == 0
+        fresh = fill(site, "mod", k, start=START + timedelta(days=1))
+        site.reset_log()
+        result = crawl(server, tmp_path)
+    assert result.code == 0, result.output
+    assert_each_once(tmp_path, "mod", "en", newest(old, 2 * PAGE) | set(fresh))
+    assert list_requests(site) <= math.ceil(k / PAGE) + 1
+    assert result.target("mod/en")["new"] == k
+
+
+# --- 4. access schemes ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("scheme", "works"), [
+    # A plain API lets anyone in, so the first strategy tried (k6v1) already works.
+    ("plain", "k6v1"),
+    ("k6v1", "k6v1"),
+    ("k6v2", "k6v2"),
+    ("token", "token"),
+])
+def test_every_access_scheme_is_found_with_auto(tmp_path: Path, scheme: str, works: str) -> None:
+    site = MockSite(access=scheme)
+    ids = fill(site, "mod", 12)
+    with served(site) as server:
+        result = crawl(server, tmp_path, "--access", "auto")
+    assert result.code == 0, result.output
+    assert_each_once(tmp_path, "mod", "en", newest(ids, 2 * PAGE))
+    strategy = result.target("mod/en")["strategy"]
+    assert strategy.split(" -> ")[-1].startswith(works + " ")
+    assert strategy.endswith(" ok")
+    # The news requests the site accepted carried what the scheme asks for.
+    accepted = site.log.entries(path=NEWS, status=200)
+    expected_header = {"k6v1": "cookie", "k6v2": "x-k6-key", "token": "hash", "plain": None}
+    if expected_header[scheme]:
+        assert all(expected_header[scheme] in e.headers for e in accepted)
+    if scheme == "token":
+        assert all(re.fullmatch(r"[0-9a-f-]{36}", e.headers["token"]) for e in accepted)
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    ("k6v1", "k6v2"),
+    ("k6v2", "token"),
+    ("plain", "k6v1"),
+    ("token", "k6v1"),  # back to a strategy tried (and refused) earlier in the same crawl
+])
+def test_access_scheme_switched_mid_crawl(tmp_path: Path, before: str, after: str) -> None:
+    site = MockSite(access=before)
+    ids = fill(site, "mod", 25)
+    site.faults.add(Fault("switch_access", scheme=after, after=2))  # on the 3rd news request
+    with served(site) as server:
+        result = crawl(server, tmp_path, "--backfill", "5")
+    assert result.code == 0, result.output
+    assert site.access == after
+    assert_each_once(tmp_path, "mod", "en", set(ids))
+    target = result.target("mod/en")
+    assert target["new"] == 25 and target["errors"] == []
+    assert target["strategy"].split(" -> ")[-1].startswith(after if after != "plain" else "")
+    refused = site.log.entries(path=NEWS, status=400) + site.log.entries(path=NEWS, status=403)
+    assert refused, "the switch should have refused at least one request"
+
+
+def test_expired_handshake_is_renewed(tmp_path: Path) -> None:
+    site = MockSite(access="k6v1", handshake_uses=2)
+    ids = fill(site, "mod", 25)
+    with served(site) as server:
+        result = crawl(server, tmp_path, "--backfill", "5")
+    assert result.code == 0, result.output
+    assert_each_once(tmp_path, "mod", "en", set(ids))
+    handshakes = site.count("/api/v1/public/_/c/k6", method="POST")
+    assert handshakes == 3  # 5 pages, 2 per session: sessions for pages 1-2, 3-4, 5
+    assert site.count(NEWS, status=200) == 5
+    assert "k6v2" not in result.target("mod/en")["strategy"]  # renewed, not abandoned
+
+
+def test_rss_fallback_when_every_header_strategy_is_refused(tmp_path: Path) -> None:
+    site = MockSite(access="k6v1")
+    ids = fill(site, "mod", 12)
+    with served(site) as server:
+        result = crawl(server, tmp_path, "-s", "GOVKZ_ACCESS=token,plain,rss")
+    assert site.count("/api/v1/public/rss/mod/news/en") == 1
+    got = rows(tmp_path, "mod", "en")
+    assert {r["id"] for r in got} == set(ids)  # the RSS shows the newest 20
+    assert {r["source"] for r in got} == {"rss"}
+    assert all(r["title"] and r["body_text"] for r in got)
+    target = result.target("mod/en")
+    assert "rss" in target["strategy"] and target["new"] == len(ids)
+    assert result.code == 0, result.output
+
+
+def test_every_strategy_refused_without_rss_fails_in_one_line(tmp_path: Path) -> None:
+    site = MockSite(access="k6v1")
+    fill(site, "mod", 3)
+    with served(site) as server:
+        result = crawl(server, tmp_path, "-s", "GOVKZ_ACCESS=token,plain")
+    assert result.code == 1, result.output
+    errors = result.target("mod/en")["errors"]
+    assert len(errors) == 1 and "\n" not in errors[0]
+    assert "token" in errors[0] and "plain" in errors[0] and "refused" in errors[0]
+    assert site.count("/api/v1/public/rss/mod/news/en") == 0
+    assert rows(tmp_path) == []
+
+
+# --- 7. edits ---------------------------------------------------------------------------------
+
+
+def test_an_edit_becomes_a_new_version_and_reaches_the_feed(tmp_path: Path) -> None:
+    site = MockSite()
+    ids = fill(site, "mod", 12)
+    edited = ids[-2]  # on page 1
+    with served(site) as server:
+        assert crawl(server, tmp_path).code == 0
+        before = rows(tmp_path, "mod", "en")
+        site.edit("mod", edited, "en", title="Corrected: the minister met the press",
+                  body="<p>A corrected body.</p>")
+        result = crawl(server, tmp_path)
+    assert result.code == 0, result.output
+    assert result.target("mod/en")["updated"] == 1
+    with archive_at(tmp_path) as archive:
+        row = archive.get_item("mod", edited, "en")
+        versions = archive.versions("mod", edited, "en")
+    old = next(r for r in before if r["id"] == edited)
+    assert row["version"] == 2 and row["title"] == "Corrected: the minister met the press"
+    assert row["updated"] > old["updated"]
+    assert len(versions) == 2
+    assert {r["id"]: r["version"] for r in rows(tmp_path, "mod", "en")} == {
+        r["id"]: (2 if r["id"] == edited else 1) for r in before}
+    feed = feedparser.parse((tmp_path / "feeds" / "mod" / "en.atom").read_bytes())
+    titles = {entry.link: entry.title for entry in feed.entries}
+    assert titles[row["url"]] == "Corrected: the minister met the press"
+
+
+# --- 8. languages -----------------------------------------------------------------------------
+
+
+def test_three_languages_of_one_agency_are_linked(tmp_path: Path) -> None:
+    site = MockSite(access="k6v2")
+    ids = fill(site, "mod", 7)
+    with served(site) as server:
+        result = crawl(server, tmp_path, langs=LANGS)
+    assert result.code == 0, result.output
+    for lang in LANGS:
+        assert list_requests(site, "mod", lang) == 2  # 5 items, then the last 2
+        assert_each_once(tmp_path, "mod", lang, set(ids))
+        assert {r["title"] for r in rows(tmp_path, "mod", lang)} == {
+            f"mod {lang} news {n}" for n in range(7)}
+    with archive_at(tmp_path) as archive:
+        links = archive.translations("mod", ids[0])
+    assert set(links) == set(LANGS)
+    assert all(urlsplit(url).query == f"lang={lang}" for lang, url in links.items())
+    feed = feedparser.parse((tmp_path / "feeds" / "mod" / "en.atom").read_bytes())
+    entry = next(e for e in feed.entries if e.link == links["en"])
+    related = {link.get("hreflang"): link.href for link in entry.links
+               if link.get("rel") == "related"}
+    assert related == {"ru": links["ru"], "kk": links["kk"]}
+
+
+# --- politeness: only the mock, robots.txt, User-Agent ----------------------------------------
+
+
+def test_every_request_goes_to_the_mock(tmp_path: Path) -> None:
+    site = MockSite(access="token")
+    fill(site, "mod", 7)
+    fill(site, "mfa", 7)
+    with served(site) as server:
+        result = crawl(server, tmp_path, agencies=("mod", "mfa"), langs=("ru", "en"),
+                       verbose=True)
+    assert result.code == 0, result.output
+    # Scrapy's debug log names every request it made; each must be one the mock answered.
+    crawled = re.findall(r"Crawled \(\d+\) <(?:GET|POST) (\S+)>", result.process.stderr)
+    assert len(crawled) == len(site.log)
+    # Any request named in the log at all (crawled, failed, retried, filtered) is to the mock.
+    named = re.findall(r"<(?:GET|POST|HEAD|PUT) (\S+)>", result.process.stderr)
+    assert {urlsplit(url).hostname for url in named} == {"127.0.0.1"}
+    assert site.count("/robots.txt") == 1
+    # The feeds and archive still name gov.kz-shaped links on the mock's host, not gov.kz.
+    assert {urlsplit(r["url"]).hostname for r in rows(tmp_path)} == {"127.0.0.1"}

@@ -1,0 +1,182 @@
+"""Incident rules over whole crawl histories (policy + detect, a controlled clock), and the
+incidents' Atom feed read back with feedparser."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import feedparser
+import pytest
+
+from crawler.config import Schedule
+from crawler.store import Archive
+from crawler.timeutil import ALMATY
+from scheduler.incidents import Incident, detect, incident_entries, incident_feed
+from scheduler.policy import AgencyState, CrawlOutcome, Policy
+
+NOW = datetime(2026, 9, 1, 12, 0, tzinfo=ALMATY)
+BASE = "https://monitor.example.org/govkz/"
+LAYOUT_MESSAGE = "akimat astana: layout changed & 'x' (1 < 2)"
+
+OUTCOMES = {
+    "S": CrawlOutcome(ok=True, new=1, updated=0, error=None),
+    "F": CrawlOutcome.failed(["mod/ru: HTTP 500 from https://x.test/api (after retries)"]),
+    "L": CrawlOutcome.failed([
+        "mod/ru: HTTP 503 from https://x.test/api (after retries)",
+        "mod/en: layout changed: a str, not an object (https://x.test/api)",
+    ]),
+    "A": CrawlOutcome.failed([
+        "mod/ru: every access strategy was refused and the official RSS failed too: HTTP 403"
+    ]),
+    "R": CrawlOutcome.failed(["mod/kk: access refused: refused 3 times: k6v1 refused"]),
+    "T": CrawlOutcome.timeout(900),
+    "C": CrawlOutcome.crash("exit status -11"),
+}
+
+
+def policy() -> Policy:
+    return Policy(Schedule(), random.Random(11))
+
+
+def run(history: str, *, threshold: int = 3) -> list[list[str]]:
+    """Feed one outcome per letter through the policy; the incident kinds of each crawl."""
+    p = Policy(Schedule(jitter=30), random.Random(3))
+    state = p.initial("mod", NOW)
+    kinds = []
+    for step, letter in enumerate(history):
+        now = NOW + timedelta(hours=step)
+        after = p.after_crawl(state, OUTCOMES[letter], now)
+        found = detect(state, after, OUTCOMES[letter], threshold=threshold)
+        assert all(i.agency == "mod" for i in found)
+        kinds.append([i.kind for i in found])
+        state = after
+    return kinds
+
+
+@pytest.mark.parametrize(
+    ("history", "threshold", "expected"),
+    [
+        ("SSS", 3, [[], [], []]),
+        ("FFSFF", 3, [[], [], [], [], []]),  # never three in a row
+        ("FFFFFF", 3, [[], [], ["failing"], [], [], []]),  # exactly once, at the threshold
+        ("FFFS", 3, [[], [], ["failing"], ["recovered"]]),
+        ("FFFFSS", 3, [[], [], ["failing"], [], ["recovered"], []]),
+        ("FFSFFFS", 3, [[], [], [], [], [], ["failing"], ["recovered"]]),
+        ("FS", 1, [["failing"], ["recovered"]]),
+        ("FFSF", 2, [[], ["failing"], ["recovered"], []]),
+    ],
+)
+def test_failing_and_recovered(history: str, threshold: int, expected: list[list[str]]) -> None:
+    assert run(history, threshold=threshold) == expected
+
+
+@pytest.mark.parametrize(
+    ("history", "expected"),
+    [
+        # a problem is news when the crawl before did not show it
+        ("LLLLS", [["layout-changed"], [], ["failing"], [], ["recovered"]]),
+        ("LSL", [["layout-changed"], [], ["layout-changed"]]),
+        ("FLL", [[], ["layout-changed"], ["failing"]]),
+        ("LTL", [["layout-changed"], ["timeout"], ["failing", "layout-changed"]]),
+        ("AAR", [["access-refused"], [], ["failing"]]),  # both texts are the same problem
+        ("RS", [["access-refused"], []]),
+        ("TTTT", [["timeout"], [], ["failing"], []]),
+        ("CCSC", [["crashed"], [], [], ["crashed"]]),
+        ("TC", [["timeout"], ["crashed"]]),
+    ],
+)
+def test_problem_kinds_once_per_run_of_the_same_problem(
+    history: str, expected: list[list[str]]
+) -> None:
+    assert run(history) == expected
+
+
+def test_threshold_one_reports_failing_and_the_problem_together() -> None:
+    assert run("L", threshold=1) == [["failing", "layout-changed"]]
+
+
+def test_a_request_timeout_inside_a_crawl_is_not_a_crawl_timeout() -> None:
+    outcome = CrawlOutcome.failed(["mod/ru: timed out: https://x.test/api"])
+    state = AgencyState("mod", 3600, NOW)
+    after = policy().after_crawl(state, outcome, NOW)
+    assert detect(state, after, outcome, threshold=3) == []
+
+
+def test_messages_are_one_line_and_name_agency_and_reason() -> None:
+    outcome = CrawlOutcome.failed(["astana/en: layout changed:\n  id: not a positive integer"])
+    before = AgencyState("astana", 3600, NOW, consecutive_failures=2, last_error="x")
+    after = policy().after_crawl(before, outcome, NOW)
+    found = detect(before, after, outcome, threshold=3)
+    assert found == [
+        Incident("astana", "failing", "astana: 3 crawl(s) failed in a row; last error: "
+                 "astana/en: layout changed: id: not a positive integer"),
+        Incident("astana", "layout-changed", "astana: gov.kz answered in a shape the "
+                 "extractors do not know: astana/en: layout changed: id: not a positive integer"),
+    ]
+
+
+def test_long_messages_are_cut() -> None:
+    outcome = CrawlOutcome.failed(["mod/ru: layout changed: " + "x " * 400])
+    before = AgencyState("mod", 3600, NOW)
+    after = policy().after_crawl(before, outcome, NOW)
+    (incident,) = detect(before, after, outcome, threshold=3)
+    assert len(incident.message) <= 300 and "\n" not in incident.message
+
+
+@pytest.mark.parametrize("threshold", [0, -1])
+def test_threshold_must_be_positive(threshold: int) -> None:
+    state = AgencyState("mod", 3600, NOW)
+    with pytest.raises(ValueError):
+        detect(state, state, OUTCOMES["F"], threshold=threshold)
+
+
+# --- the feed -----------------------------------------------------------------------------------
+
+
+def stored_incidents() -> list[dict]:
+    archive = Archive.memory()
+    archive.add_incident("mod", "failing", "mod: 3 crawl(s) failed in a row; last error: x",
+                         now=NOW)
+    archive.add_incident("akimat astana", "layout-changed", LAYOUT_MESSAGE,
+                         now=NOW + timedelta(minutes=5))
+    archive.add_incident("mod", "recovered", "mod: crawled successfully again",
+                         now=(NOW + timedelta(hours=1)).astimezone(UTC))
+    return archive.incidents()
+
+
+def test_incident_entries() -> None:
+    entries = incident_entries(stored_incidents(), base_url=BASE.rstrip("/"))
+    assert [e.id for e in entries] == [f"{BASE}status#incident-{i}" for i in (3, 2, 1)]
+    assert [e.title for e in entries] == ["mod: recovered", "akimat astana: layout changed",
+                                          "mod: failing"]
+    assert entries[1].link == f"{BASE}status?q=akimat%20astana"
+    assert entries[0].updated == NOW + timedelta(hours=1)
+    assert all(e.updated.tzinfo is not None and e.published == e.updated for e in entries)
+    assert entries[2].categories == ("failing",)
+
+
+def test_rows_without_a_date_are_left_out() -> None:
+    rows = [
+        {"id": 1, "agency": "mod", "kind": "timeout", "message": "m", "at": "yesterday"},
+        {"id": 2, "agency": "mod", "kind": "timeout", "message": "m", "at": NOW.isoformat()},
+    ]
+    assert [e.id for e in incident_entries(rows, base_url=BASE)] == [f"{BASE}status#incident-2"]
+
+
+def test_incident_feed_reads_back_as_atom() -> None:
+    parsed = feedparser.parse(incident_feed(stored_incidents(), base_url=BASE))
+    assert not parsed.bozo, parsed.get("bozo_exception")
+    assert parsed.version == "atom10"
+    assert parsed.feed.title == "govkz-monitor: incidents"
+    links = {link.rel: link.href for link in parsed.feed.links}
+    assert links == {"self": f"{BASE}feeds/incidents.atom", "alternate": f"{BASE}status"}
+    assert [e.id for e in parsed.entries] == [f"{BASE}status#incident-{i}" for i in (3, 2, 1)]
+    assert parsed.entries[1].summary == LAYOUT_MESSAGE
+    assert parsed.entries[0].tags[0].term == "recovered"
+    assert parsed.feed.updated_parsed[:5] == (2026, 9, 1, 8, 0)  # the newest incident, in UTC
+
+
+def test_an_empty_incident_feed_is_valid() -> None:
+    parsed = feedparser.parse(incident_feed([], base_url=BASE))
+    assert not parsed.bozo and parsed.entries == []
