@@ -220,7 +220,10 @@ def entry_from_item(
     published = _aware(item.get("published"))
     if published is None or item.get("incomplete") or not item.get("url"):
         return None
-    updated = _aware(item.get("updated")) or published
+    # A never-edited item was last updated when it was published (the archive's `updated` is
+    # then only when we first saw it); an edited one when we saw its newest version.
+    edited = (item.get("version") or 1) > 1
+    updated = (_aware(item.get("updated")) if edited else None) or published
     body = item.get("body_html") or text_to_html(item.get("body_text") or "")
     image = item.get("image")
     if image and image not in body:

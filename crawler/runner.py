@@ -11,7 +11,6 @@ from typing import Any
 
 from scrapy.settings import Settings
 
-from crawler import logsetup
 from crawler.summary import CrawlSummary, summary_for
 
 
@@ -31,7 +30,6 @@ def run_spider(spider: type | str, settings: Settings, **spider_args: Any) -> Cr
     # The CLI has configured logging already; Scrapy must not add a second root handler.
     settings.set("LOG_INSTALL_ROOT_HANDLER", False, priority="cmdline")
     process = CrawlerProcess(settings)
-    logsetup.apply_levels()
     crawler = process.create_crawler(spider)
     process.crawl(crawler, **spider_args)
     process.start()

@@ -37,10 +37,12 @@ def row(agency: str, item_id: int, lang: str, published: str, **fields: Any) -> 
     return {
         "agency": agency, "id": item_id, "lang": lang, "url": item_url(agency, item_id, lang),
         "title": f"{agency} news {item_id} ({lang})", "published": published,
+        # An `updated` that differs from `published` means an edit, i.e. a second version.
+        "version": 2 if fields.get("updated", published) != published else 1,
         "updated": fields.pop("updated", published), "body_text": "", "summary": "",
         "body_html": f"<p>Body of {item_id} in {lang}.</p>", "categories": ["News"],
         "image": None, "views": None, "incomplete": False, "source": "test",
-        "content_hash": "h", "version": 1, "first_seen": published, "last_seen": published,
+        "content_hash": "h", "first_seen": published, "last_seen": published,
         **fields,
     }  # fmt: skip
 
