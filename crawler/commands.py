@@ -292,12 +292,13 @@ def register(sub: Any) -> dict[str, Any]:
     data_option(search)
     json_option(search)
 
-    mock = sub.add_parser(
+    sub.add_parser(
         "mock", help="serve a local mock of gov.kz on 127.0.0.1 (demos, tests, benchmarks)",
         description="Serve a mock of gov.kz's news API, handshakes, RSS and GraphQL on "
-        "127.0.0.1, filled from seeds/ and/or synthetic agencies. Options after `mock` go to "
-        "the mock: see `govkz-monitor mock -- --help`.",
+        "127.0.0.1, filled from seeds/ or synthetic agencies, until Ctrl-C. Options after "
+        "`mock` go to the mock (--port, --seeds DIR, --synthetic N, --access SCHEME, "
+        "--latency-ms MS): see `govkz-monitor mock -- --help`.",
+        add_help=False,
     )
-    mock.add_argument("mock_args", nargs=argparse.REMAINDER, help="options for the mock")
     return {"replay": cmd_replay, "crawl": cmd_crawl, "agencies": cmd_agencies,
             "feeds": cmd_feeds, "search": cmd_search, "mock": cmd_mock}

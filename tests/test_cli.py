@@ -43,3 +43,13 @@ def test_search_without_archive_is_a_clear_error(tmp_path) -> None:
     result = run_cli("search", "anything", "--data", str(tmp_path), timeout=60)
     assert result.returncode != 0
     assert "no archive" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_scrapy_finds_the_spiders_from_the_repo_root() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "scrapy", "list"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["agencies", "govkz", "replay"]

@@ -137,7 +137,7 @@ def wsgi_resource(site: MockSite, reactor: Any = None) -> Any:
 # --- command line ------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m crawler.mockgov.serve",
+        prog="govkz-monitor mock",
         description="Serve a local imitation of gov.kz's news API on 127.0.0.1.",
     )
     parser.add_argument("--host", default="127.0.0.1", choices=LOOPBACK)
