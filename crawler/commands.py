@@ -56,6 +56,15 @@ def settings_for(args: argparse.Namespace, **overrides: Any) -> Any:
     return project_settings({**from_file, **{k: v for k, v in flags.items() if v is not None}})
 
 
+def check_archive(settings: Any) -> None:
+    """Open (create, upgrade) the archive before Scrapy starts, so an unusable data directory
+    is one clear line (StoreError) rather than a failed crawl."""
+    from crawler.paths import db_path
+    from crawler.store import Archive
+
+    Archive.open(db_path(settings)).close()
+
+
 def print_summary(summary: Any, args: argparse.Namespace, settings: Any) -> None:
     if getattr(args, "json", False):
         print(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))
@@ -78,6 +87,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise GovkzError(f"no such file: {', '.join(missing)}")
     # Check the manifest before starting Scrapy so a broken one is a clear one-line error.
     plan_replay(args.files, Path(settings.get("GOVKZ_SEEDS")))
+    check_archive(settings)
     summary = run_spider(
         ReplaySpider, settings,
         files=[str(f) for f in args.files], seeds=settings.get("GOVKZ_SEEDS"),
@@ -119,6 +129,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         raise ConfigError("no agency to crawl: name one with --agency or enable some")
     what = f"{len(targets)} targets" if targets else \
         f"{len(agencies)} agencies x {len(langs)} languages"
+    check_archive(settings)
     print(f"crawling {what} from {settings.get('GOVKZ_BASE_URL')}", file=sys.stderr)
     summary = run_spider(
         GovkzSpider, settings, agencies=agencies, langs=langs, targets=targets,

@@ -12,7 +12,7 @@ from typing import Any
 
 from scrapy.exceptions import DropItem
 
-from crawler.errors import GovkzError
+from crawler.errors import GovkzError, StoreError
 from crawler.items import LANGS, AgencyRecord, NewsItem, ResponseSample, SyncMark
 from crawler.paths import db_path, feeds_dir
 from crawler.summary import CrawlSummary, summary_for
@@ -98,7 +98,11 @@ class ArchivePipeline(_SummaryAware):
             return item
         target = self.summary.target(target_of(item))
         target.found += 1
-        outcome = self.archive.save_item(item, crawl_id=self.crawl_id)
+        try:
+            outcome = self.archive.save_item(item, crawl_id=self.crawl_id)
+        except StoreError as exc:  # disk full, read-only: the item is not stored, say so
+            target.errors.append(f"{_describe(item)} not stored: {exc}")
+            raise DropItem(str(exc)) from None
         setattr(target, outcome.value, getattr(target, outcome.value) + 1)
         if outcome.value in ("new", "updated"):
             self.summary.changed_agencies.add(item.agency)

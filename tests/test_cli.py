@@ -53,3 +53,13 @@ def test_scrapy_finds_the_spiders_from_the_repo_root() -> None:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["agencies", "govkz", "replay"]
+
+
+@pytest.mark.parametrize("command", [["replay"], ["crawl", "--agency", "mod"], ["search", "x"]])
+def test_unusable_data_dir_is_one_line(tmp_path, command) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = run_cli(*command, "--data", str(blocker / "data"), timeout=60)
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if "error" in line]
+    assert lines and "Traceback" not in result.stderr
