@@ -72,13 +72,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise GovkzError("nothing to crawl: enable agencies in the config file")
     crawl_args = ["--data", settings.get("GOVKZ_DATA"), "--base-url",
                   settings.get("GOVKZ_BASE_URL")]
-    if args.config:
-        crawl_args[:0] = ["--config", str(args.config)]
     for pair in (args.set or []) + (["DOWNLOAD_DELAY=0", "AUTOTHROTTLE_ENABLED=0"]
                                     if demo else []):
         crawl_args += ["-s", pair]
-    daemon = Daemon(settings, config, targets, reactor=reactor,
-                    crawl_args=["--config", str(args.config)] * 0 + crawl_args)
+    # The crawl children read the same config file: the Daemon passes config.path to them.
+    daemon = Daemon(settings, config, targets, reactor=reactor, crawl_args=crawl_args)
     if not (feeds_dir(settings) / "index.opml").exists():
         publish(settings)  # something to serve before the first crawl ends
     daemon.publish_incidents()

@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from twisted.internet import defer, protocol
@@ -26,6 +27,7 @@ STDERR_TAIL = 4000  # bytes of a child's stderr kept to explain a crash
 class CrawlRun:
     targets: list[str]
     exit_code: int | None = None
+    signal: int | None = None  # the signal that ended the child, if one did
     summary: dict[str, Any] | None = None
     timed_out: bool = False
     stopped: bool = False  # terminated because the daemon is shutting down
@@ -42,9 +44,16 @@ class CrawlRun:
             return "crawl timed out and was killed"
         if self.stopped:
             return "crawl stopped: the daemon is shutting down"
+        return f"crawl crashed ({self.crash_detail()})"
+
+    def crash_detail(self) -> str:
+        """How the child ended and its last line of stderr (CrawlOutcome.crash adds
+        "crawl crashed")."""
         last = [line for line in self.stderr.strip().splitlines() if line.strip()]
         detail = last[-1].strip() if last else "no output"
-        return f"crawl crashed (exit code {self.exit_code}): {detail}"
+        if self.exit_code is None and self.signal is not None:
+            return f"killed by signal {self.signal}: {detail}"
+        return f"exit code {self.exit_code}: {detail}"
 
 
 class _Collector(protocol.ProcessProtocol):
@@ -61,6 +70,7 @@ class _Collector(protocol.ProcessProtocol):
 
     def processEnded(self, reason: Any) -> None:  # noqa: N802
         self.run.exit_code = getattr(reason.value, "exitCode", None)
+        self.run.signal = getattr(reason.value, "signal", None)
         self.run.stderr = self.err.decode("utf-8", "replace")
         try:
             parsed = json.loads(self.out.decode("utf-8", "replace") or "null")
@@ -74,10 +84,13 @@ class CrawlProcess:
     """One supervised crawl child; `start()` returns a Deferred firing with its CrawlRun."""
 
     def __init__(self, reactor: Any, argv_tail: list[str], targets: list[str], *,
-                 timeout: float, env: dict[str, str] | None = None) -> None:
+                 timeout: float, env: dict[str, str] | None = None,
+                 config: Path | None = None) -> None:
         self.reactor = reactor
         self.targets = targets
-        self.args = [sys.executable, "-m", "crawler.cli", "crawl", *argv_tail, "--json"]
+        # --config is an option of the program, not of `crawl`: it goes before the command.
+        before = ["--config", str(config)] if config else []
+        self.args = [sys.executable, "-m", "crawler.cli", *before, "crawl", *argv_tail, "--json"]
         for target in targets:
             self.args += ["--target", target]
         self.timeout = timeout
@@ -88,9 +101,17 @@ class CrawlProcess:
 
     def start(self) -> defer.Deferred[CrawlRun]:
         done: defer.Deferred[CrawlRun] = defer.Deferred()
-        self.transport = self.reactor.spawnProcess(
-            _Collector(self.run, done), self.args[0], self.args, env=self.env
-        )
+        try:
+            self.transport = self.reactor.spawnProcess(
+                _Collector(self.run, done), self.args[0], self.args, env=self.env
+            )
+        except OSError as exc:
+            # fork failed (memory, process limits): a crash of this run, reported on the next
+            # turn like any other, so the daemon is not left waiting for a child that never was.
+            self.run.stderr = f"cannot start the crawl process: {exc}"
+            log.error("%s (targets: %s)", self.run.stderr, " ".join(self.targets))
+            self.reactor.callLater(0, done.callback, self.run)
+            return done
         self._timer = self.reactor.callLater(self.timeout, self._time_out)
         done.addBoth(self._finished)
         log.info("crawl started (pid %s): %s", self.transport.pid, " ".join(self.targets))

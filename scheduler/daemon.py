@@ -62,6 +62,14 @@ class Daemon:
         for state in self.policy.startup(known, self.targets, self.now()):
             self.states[state.agency] = state
             self._save(state)
+        # The metrics start empty; the last success of every agency is in the archive already.
+        latest: dict[str, datetime] = {}
+        for key, state in self.states.items():
+            agency = key.split("/")[0]
+            if state.last_success and (agency not in latest or state.last_success > latest[agency]):
+                latest[agency] = state.last_success
+        for agency, when in latest.items():
+            self.metrics.set_last_success(agency, when)
         for agency, n in self.archive.item_counts().items():
             self.metrics.set_items(agency, n)
 
@@ -119,7 +127,8 @@ class Daemon:
                 self.queue.append(key)
         batch, self.queue = self.queue, []
         self.running = CrawlProcess(
-            self.reactor, self.crawl_args, batch, timeout=self.config.schedule.crawl_timeout
+            self.reactor, self.crawl_args, batch, timeout=self.config.schedule.crawl_timeout,
+            config=self.config.path,
         )
         self._running_done = self.running.start()
         self._running_done.addCallback(self.finished)
@@ -131,7 +140,7 @@ class Daemon:
         if run.timed_out:
             return CrawlOutcome.timeout(self.config.schedule.crawl_timeout)
         if run.summary is None:
-            return CrawlOutcome.crash(run.reason())
+            return CrawlOutcome.crash(run.crash_detail())
         mine = [t for t in run.summary.get("targets", []) if t.get("target") == key]
         general = [t for t in run.summary.get("targets", []) if "/" not in t.get("target", "/")]
         if not mine:
@@ -160,7 +169,7 @@ class Daemon:
             self.metrics.record_crawl(
                 agency, "ok" if outcome.ok else "failed", new=outcome.new,
                 updated=outcome.updated, errors=0 if outcome.ok else 1,
-                requests=self._requests(run, key),
+                requests=self._requests(run, key), at=now,
             )
             log.info("%s: %s; next crawl %s", key,
                      "ok" if outcome.ok else f"FAILED: {outcome.error}",
