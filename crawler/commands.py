@@ -114,9 +114,10 @@ def parse_since(value: str) -> datetime:
 def cmd_crawl(args: argparse.Namespace) -> int:
     from crawler.access import parse_strategy_list
     from crawler.directory import crawl_targets, load_registry
-    from crawler.runner import run_spider
+    from crawler.runner import die_with_parent, run_spider
     from crawler.spiders.govkz import GovkzSpider
 
+    die_with_parent()
     settings = settings_for(args, GOVKZ_BASE_URL=args.base_url, GOVKZ_ACCESS=args.access)
     parse_strategy_list(settings.get("GOVKZ_ACCESS"))  # a typo is a usage error, not a crawl
     config = load_config_for(args)

@@ -43,3 +43,27 @@ def run_spider(spider: type | str, settings: Settings, **spider_args: Any) -> Cr
         summary.target("crawl").errors.append(f"{errors} unexpected error(s), see the log")
     logging.getLogger(__name__).debug("crawl finished: %s", reason)
     return summary
+
+
+def die_with_parent() -> None:
+    """Linux: ask the kernel to SIGTERM this process when its parent dies.
+
+    A crawl child of the daemon must not outlive a daemon that was SIGKILLed: a restarted
+    daemon would otherwise crawl the same agency while the orphan still does. Only for children
+    the daemon starts (it sets GOVKZ_DIE_WITH_PARENT); a no-op elsewhere.
+    """
+    import ctypes
+    import os
+    import signal
+    import sys
+
+    if not os.environ.get("GOVKZ_DIE_WITH_PARENT") or not sys.platform.startswith("linux"):
+        return
+    pr_set_pdeathsig = 1
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)

@@ -94,7 +94,8 @@ class CrawlProcess:
         for target in targets:
             self.args += ["--target", target]
         self.timeout = timeout
-        self.env = {**os.environ, **(env or {})}
+        # The child asks the kernel to stop it if the daemon dies (crawler/runner.py).
+        self.env = {**os.environ, "GOVKZ_DIE_WITH_PARENT": "1", **(env or {})}
         self.run = CrawlRun(targets)
         self.transport: Any = None
         self._timer: Any = None
