@@ -29,6 +29,7 @@ HEADER_STRATEGIES = ("k6v1", "k6v2", "token", "plain")
 RSS = "rss"
 DEFAULT_ORDER = HEADER_STRATEGIES
 AUTO = "auto"  # the setting value meaning DEFAULT_ORDER, then the RSS fallback
+MAX_RENEWALS = 3  # re-handshakes of a strategy that worked, between two successes
 
 GOVKZ_ORIGIN = "https://www.gov.kz"
 K6_PATHS = {"k6v1": "/api/v1/public/_/c/k6", "k6v2": "/api/v2/_/c/k6"}
@@ -182,6 +183,9 @@ class AccessState:
 
     order: tuple[str, ...] = DEFAULT_ORDER
     rss_fallback: bool = True
+    # Extra rounds through `order` before the fallback: the site may switch scheme while we try
+    # them (mid-crawl, or during the discovery), possibly to one earlier in the order.
+    laps: int = 0
     # The strategy in use: one of order, RSS, or None once failed.
     strategy: str | None = field(default=None, init=False)
     handshake_done: bool = field(default=False, init=False)
@@ -193,6 +197,7 @@ class AccessState:
     ticket: int = field(default=0, init=False)
     _refusals: int = field(default=0, init=False, repr=False)
     _position: int = field(default=0, init=False, repr=False)
+    _laps: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.order = tuple(self.order)
@@ -202,10 +207,14 @@ class AccessState:
         self._enter(0)
 
     @classmethod
-    def from_setting(cls, value: str) -> AccessState:
+    def from_setting(cls, value: str, prefer: str | None = None, laps: int = 0) -> AccessState:
+        """From a GOVKZ_ACCESS value; `prefer` (the strategy that worked last time) goes first,
+        so a quiet re-crawl does not pay for rediscovering the scheme."""
         names = parse_strategy_list(value)
+        if prefer in names and prefer != RSS:
+            names = (prefer, *(n for n in names if n != prefer))
         rss = names[-1] == RSS
-        return cls(order=names[:-1] if rss else names, rss_fallback=rss)
+        return cls(order=names[:-1] if rss else names, rss_fallback=rss, laps=laps)
 
     @property
     def needs_handshake(self) -> bool:
@@ -252,7 +261,10 @@ class AccessState:
             return "retry"
         self.history.append((str(self.strategy), "refused"))
         self._refusals += 1
-        if self._refusals == 1 and has_handshake(str(self.strategy)):
+        # A strategy that already worked in this crawl is renewed a few times (short-lived
+        # sessions race with concurrent requests); a new one gets one renewal.
+        renewals = MAX_RENEWALS if self.worked == self.strategy else 1
+        if self._refusals <= renewals and has_handshake(str(self.strategy)):
             self.handshake_done, self.headers = False, {}
             self.ticket += 1
             return "rehandshake"
@@ -261,6 +273,9 @@ class AccessState:
     def _advance(self) -> str:
         if self.using_rss:
             return self._enter(len(self.order) + 1)
+        if self._position + 1 == len(self.order) and self._laps < self.laps:
+            self._laps += 1
+            return self._enter(0)
         return self._enter(self._position + 1)
 
     def on_success(self) -> None:

@@ -65,6 +65,18 @@ def check_archive(settings: Any) -> None:
     Archive.open(db_path(settings)).close()
 
 
+def last_strategy(settings: Any) -> str | None:
+    """The access strategy that worked in the latest crawl of this site, if any."""
+    from crawler.paths import db_path
+    from crawler.store import Archive
+
+    archive = Archive.open(db_path(settings))
+    try:
+        return archive.last_strategy(str(settings.get("GOVKZ_BASE_URL")).rstrip("/"))
+    finally:
+        archive.close()
+
+
 def print_summary(summary: Any, args: argparse.Namespace, settings: Any) -> None:
     if getattr(args, "json", False):
         print(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))
@@ -131,6 +143,8 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     what = f"{len(targets)} targets" if targets else \
         f"{len(agencies)} agencies x {len(langs)} languages"
     check_archive(settings)
+    if settings.get("GOVKZ_ACCESS") == "auto" and not settings.get("GOVKZ_ACCESS_FIRST"):
+        settings.set("GOVKZ_ACCESS_FIRST", last_strategy(settings), priority="cmdline")
     print(f"crawling {what} from {settings.get('GOVKZ_BASE_URL')}", file=sys.stderr)
     summary = run_spider(
         GovkzSpider, settings, agencies=agencies, langs=langs, targets=targets,

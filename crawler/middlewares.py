@@ -43,7 +43,11 @@ class AccessMiddleware:
     def __init__(self, crawler: Any) -> None:
         self.crawler = crawler
         self.site = crawler.settings.get("GOVKZ_BASE_URL").rstrip("/")
-        self.state = AccessState.from_setting(crawler.settings.get("GOVKZ_ACCESS", "auto"))
+        self.state = AccessState.from_setting(
+            crawler.settings.get("GOVKZ_ACCESS", "auto"),
+            prefer=crawler.settings.get("GOVKZ_ACCESS_FIRST") or None,
+            laps=1,  # the site may switch scheme while we try them: go round once more
+        )
         self._lock: asyncio.Lock | None = None
 
     @classmethod
@@ -114,7 +118,13 @@ class AccessMiddleware:
         self.crawler.stats.inc_value("govkz/access/refused")
         action = self.state.on_refused(request.meta.get("govkz_ticket"))
         log.info("access: %s refused (HTTP %s): %s", request.url, response.status, action)
-        tries = request.meta.get("govkz_access_tries", 0) + 1
+        # A refusal of a request sent in an older session ("retry") is not this request's
+        # failure (AccessState does not count it either): concurrent requests race for a
+        # short-lived grant and some always lose, and counting those made a busy crawl give up
+        # on requests whose session was fine. Such resends stay bounded: a new session starts
+        # only after a counted refusal, and those move to the next strategy unless requests
+        # keep succeeding in between, i.e. unless the crawl makes progress.
+        tries = request.meta.get("govkz_access_tries", 0) + (action != "retry")
         if action in ("retry", "rehandshake", "next") and tries <= MAX_ACCESS_RETRIES:
             retry = request.replace(dont_filter=True)
             retry.meta["govkz_access_tries"] = tries

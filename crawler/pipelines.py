@@ -115,14 +115,19 @@ class ArchivePipeline(_SummaryAware):
             return
         totals = self.summary.totals()
         errors = self.summary.errors()
-        strategies = sorted({t.strategy for t in self.summary.targets.values() if t.strategy})
+        # The strategy that worked (the access middleware's state): the next crawl tries it first.
+        access = getattr(self.crawler, "govkz_access", None)
+        worked = access.worked if access is not None else None
+        strategies = [worked] if worked else []
+        if any(t.strategy == "rss (API refused)" for t in self.summary.targets.values()):
+            strategies.append("rss")
         status = "ok" if not errors else ("partial" if totals["found"] else "failed")
         self.archive.finish_crawl(
             self.crawl_id,
             status=status,
             counts=totals,
             errors=errors,
-            strategy=",".join(strategies) or None,
+            strategy=",".join(dict.fromkeys(strategies)) or None,
             requests=totals["requests"],
         )
         self.archive.close()

@@ -49,6 +49,15 @@ class MonitorTables:
                 [agency, lang, mark, _iso(now or utcnow())],
             )
 
+    def last_strategy(self, site: str) -> str | None:
+        """The access strategy of the newest live crawl of `site` that got in (not via RSS)."""
+        rows = self._rows(  # type: ignore[attr-defined]
+            """SELECT strategy FROM crawls WHERE kind = 'govkz' AND target = ?
+               AND strategy IS NOT NULL AND strategy != 'rss' AND status != 'failed'
+               ORDER BY id DESC LIMIT 1""", [site],
+        )
+        return rows[0]["strategy"].split(",")[0] if rows else None
+
     # --- samples of unknown responses ------------------------------------------------------
 
     def save_sample(

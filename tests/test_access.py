@@ -8,7 +8,7 @@ import bcrypt
 import pytest
 
 from crawler import access
-from crawler.access import AccessState
+from crawler.access import MAX_RENEWALS, AccessState
 from crawler.errors import AccessDenied, ConfigError, LayoutChanged
 
 # --- token ---------------------------------------------------------------------------------------
@@ -357,3 +357,36 @@ def test_empty_order_with_rss_starts_on_rss() -> None:
     state = AccessState(order=(), rss_fallback=True)
     assert state.using_rss and not state.failed
     assert AccessState(order=(), rss_fallback=False).failed
+
+
+def test_a_lap_returns_to_a_scheme_earlier_in_the_order() -> None:
+    state = AccessState.from_setting("k6v1,token", laps=1)
+    state.on_handshake()
+    assert state.on_refused(state.ticket) == "rehandshake"
+    state.on_handshake()
+    assert state.on_refused(state.ticket) == "next"  # k6v1 -> token
+    assert state.strategy == "token"
+    state.on_handshake({"token": "t", "hash": "h"})
+    assert state.on_refused(state.ticket) == "rehandshake"
+    state.on_handshake({"token": "t", "hash": "h"})
+    assert state.on_refused(state.ticket) == "next"  # one more lap: back to k6v1
+    assert state.strategy == "k6v1"
+    state.on_handshake()
+    state.on_success()
+    assert state.worked == "k6v1"
+
+
+@pytest.mark.parametrize(("prefer", "first"), [("token", "token"), ("rss", "k6v1"),
+                                               (None, "k6v1"), ("bogus", "k6v1")])
+def test_the_strategy_that_worked_last_time_goes_first(prefer: str | None, first: str) -> None:
+    assert AccessState.from_setting("auto", prefer=prefer).strategy == first
+
+
+def test_a_strategy_that_worked_is_renewed_more_than_once() -> None:
+    state = AccessState.from_setting("k6v1,token")
+    state.on_handshake()
+    state.on_success()
+    for _ in range(MAX_RENEWALS):
+        assert state.on_refused(state.ticket) == "rehandshake"
+        state.on_handshake()
+    assert state.on_refused(state.ticket) == "next"

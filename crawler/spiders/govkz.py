@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import scrapy
+from scrapy.exceptions import DownloadTimeoutError
 from scrapy.http import Response
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.internet.error import TimeoutError as TwistedTimeoutError
@@ -79,7 +80,11 @@ class GovkzSpider(scrapy.Spider):
         self.backfill = int(backfill) if backfill not in (None, "") else None
         self.since = datetime.fromisoformat(since) if isinstance(since, str) else since
         self.walks: dict[str, Walk] = {}
-        self.target = ",".join(self.agency_slugs)
+
+    @property
+    def target(self) -> str:
+        """What the `crawls` row names: the site (the access strategy is remembered per site)."""
+        return str(self.settings.get("GOVKZ_BASE_URL")).rstrip("/")
 
     # --- planning -----------------------------------------------------------------------------
 
@@ -249,6 +254,7 @@ def describe_failure(failure: Failure) -> str:
             f"HTTP {status} from {url}"
     if failure.check(AccessRefused):
         return f"access refused: {failure.getErrorMessage()}"
-    if failure.check(TwistedTimeoutError):
+    # Scrapy >= 2.13 raises its own DownloadTimeoutError; Twisted's is kept for older paths.
+    if failure.check(DownloadTimeoutError, TwistedTimeoutError):
         return f"timed out: {url}"
     return f"{failure.type.__name__}: {failure.getErrorMessage()} ({url})"
