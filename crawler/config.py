@@ -41,7 +41,6 @@ class Schedule:
     jitter: int = 60  # seconds of random spread, so agencies don't crawl in lockstep
     crawl_timeout: int = 900  # seconds before a hung crawl is killed
     failure_threshold: int = 3  # consecutive failures that open an incident
-    workers: int = 1  # crawls running at once
 
 
 @dataclass
