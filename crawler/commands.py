@@ -56,17 +56,10 @@ def settings_for(args: argparse.Namespace, **overrides: Any) -> Any:
     return project_settings({**from_file, **{k: v for k, v in flags.items() if v is not None}})
 
 
-def check_archive(settings: Any) -> None:
+def check_archive(settings: Any) -> str | None:
     """Open (create, upgrade) the archive before Scrapy starts, so an unusable data directory
-    is one clear line (StoreError) rather than a failed crawl."""
-    from crawler.paths import db_path
-    from crawler.store import Archive
-
-    Archive.open(db_path(settings)).close()
-
-
-def last_strategy(settings: Any) -> str | None:
-    """The access strategy that worked in the latest crawl of this site, if any."""
+    is one clear line (StoreError) rather than a failed crawl. Returns the access strategy
+    that worked in the latest crawl of GOVKZ_BASE_URL, if any."""
     from crawler.paths import db_path
     from crawler.store import Archive
 
@@ -142,9 +135,9 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         raise ConfigError("no agency to crawl: name one with --agency or enable some")
     what = f"{len(targets)} targets" if targets else \
         f"{len(agencies)} agencies x {len(langs)} languages"
-    check_archive(settings)
+    worked_last = check_archive(settings)
     if settings.get("GOVKZ_ACCESS") == "auto" and not settings.get("GOVKZ_ACCESS_FIRST"):
-        settings.set("GOVKZ_ACCESS_FIRST", last_strategy(settings), priority="cmdline")
+        settings.set("GOVKZ_ACCESS_FIRST", worked_last, priority="cmdline")
     print(f"crawling {what} from {settings.get('GOVKZ_BASE_URL')}", file=sys.stderr)
     summary = run_spider(
         GovkzSpider, settings, agencies=agencies, langs=langs, targets=targets,

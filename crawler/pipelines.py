@@ -117,9 +117,8 @@ class ArchivePipeline(_SummaryAware):
         errors = self.summary.errors()
         # The strategy that worked (the access middleware's state): the next crawl tries it first.
         access = getattr(self.crawler, "govkz_access", None)
-        worked = access.worked if access is not None else None
-        strategies = [worked] if worked else []
-        if any(t.strategy == "rss (API refused)" for t in self.summary.targets.values()):
+        strategies = [access.worked] if access is not None and access.worked else []
+        if access is not None and access.using_rss:
             strategies.append("rss")
         status = "ok" if not errors else ("partial" if totals["found"] else "failed")
         self.archive.finish_crawl(
@@ -127,7 +126,7 @@ class ArchivePipeline(_SummaryAware):
             status=status,
             counts=totals,
             errors=errors,
-            strategy=",".join(dict.fromkeys(strategies)) or None,
+            strategy=",".join(strategies) or None,
             requests=totals["requests"],
         )
         self.archive.close()

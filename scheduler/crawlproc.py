@@ -12,7 +12,7 @@ import logging
 import os
 import signal
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,19 +32,6 @@ class CrawlRun:
     timed_out: bool = False
     stopped: bool = False  # terminated because the daemon is shutting down
     stderr: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def crashed(self) -> bool:
-        return self.summary is None and not self.timed_out and not self.stopped
-
-    def reason(self) -> str:
-        """One line on why the run produced no summary."""
-        if self.timed_out:
-            return "crawl timed out and was killed"
-        if self.stopped:
-            return "crawl stopped: the daemon is shutting down"
-        return f"crawl crashed ({self.crash_detail()})"
 
     def crash_detail(self) -> str:
         """How the child ended and its last line of stderr (CrawlOutcome.crash adds

@@ -141,23 +141,23 @@ class Daemon:
             return CrawlOutcome.timeout(self.config.schedule.crawl_timeout)
         if run.summary is None:
             return CrawlOutcome.crash(run.crash_detail())
-        mine = [t for t in run.summary.get("targets", []) if t.get("target") == key]
-        general = [t for t in run.summary.get("targets", []) if "/" not in t.get("target", "/")]
-        if not mine:
-            # A target the child never reached (it died early): its general errors explain.
+        targets = run.summary.get("targets", [])
+        if not any(t.get("target") == key for t in targets):
+            # A target the child never reached (it died early): crawl-wide errors explain.
+            general = [t for t in targets if "/" not in t.get("target", "/")]
             errors = [e for t in general for e in t.get("errors", [])] or ["not crawled"]
             return CrawlOutcome.failed(errors)
-        return CrawlOutcome.from_summary({"targets": mine + general}, agency=key)
+        return CrawlOutcome.from_summary(run.summary, agency=key)
 
     def finished(self, run: CrawlRun) -> None:
         self.running = None
         now = self.now()
         changed = False
         for key in run.targets:
-            before = self.states.get(key) or self.policy.initial(key, now)
-            outcome = self.outcome_of(run, key)
             if run.stopped:
                 continue  # not a verdict on the agency: retried on the next start
+            before = self.states.get(key) or self.policy.initial(key, now)
+            outcome = self.outcome_of(run, key)
             after = self.policy.after_crawl(before, outcome, now)
             self.states[key] = after
             self._save(after)

@@ -20,7 +20,7 @@ The adaptation rule, per agency:
   instead of crawling in lockstep, then is clamped to [min_interval, max_interval]: an agency
   is never crawled sooner than min_interval after a crawl, nor left longer than max_interval.
 * Start-up spreads work out: new agencies (`initial`) and agencies whose next crawl was missed
-  while the daemon was down (`restore_all`) get evenly spaced first crawls over the next
+  while the daemon was down (`startup`) get evenly spaced first crawls over the next
   min_interval, in a deterministic order, so neither a big registry nor a restart crawls
   everything at once.
 """
@@ -166,7 +166,14 @@ class CrawlOutcome:
         if not isinstance(summary, Mapping):
             return cls.crash(f"the crawl printed {type(summary).__name__}, not a summary")
         targets = [t for t in summary.get("targets") or () if isinstance(t, Mapping)]
-        mine = [t for t in targets if str(t.get("target", "")).split("/")[0] == agency]
+        # The agency's targets: "agency", "agency/lang", or exactly `agency` when that is itself
+        # an "agency/lang" key (the daemon's per-language schedule); plus crawl-wide targets
+        # (no "/": "crawl", "feeds"), whose errors are every agency's.
+        def owned(target: Mapping[str, Any]) -> bool:
+            name = str(target.get("target", ""))
+            return "/" not in name or agency in (name, name.split("/")[0])
+
+        mine = [t for t in targets if owned(t)]
         targets = mine or targets
         totals = summary.get("totals") if isinstance(summary.get("totals"), Mapping) else {}
         errors: list[str] = []
@@ -277,11 +284,6 @@ class Policy:
             return replace(state, next_crawl=min(state.next_crawl, latest))
         return replace(state, next_crawl=self._spread(now, index, count))
 
-    def restore_all(self, states: Iterable[AgencyState], now: datetime) -> list[AgencyState]:
-        """`restore` for every stored state (same order), overdue ones spread together."""
-        states = list(states)
-        return self.startup(states, [s.agency for s in states], now)
-
     def startup(self, known: Iterable[AgencyState], agencies: Iterable[str], now: datetime
                 ) -> list[AgencyState]:
         """The plan when the daemon starts: one state per agency in `agencies` (that order),
@@ -310,11 +312,3 @@ class Policy:
     @staticmethod
     def _ahead(state: AgencyState, now: datetime) -> bool:
         return state.next_crawl is not None and state.next_crawl > now
-
-    def due(self, states: Iterable[AgencyState], now: datetime) -> list[AgencyState]:
-        """The agencies to crawl at `now`, the longest waiting first. One without a next_crawl
-        was never scheduled and is due at once."""
-        _aware(now)
-        ready = [s for s in states if not self._ahead(s, now)]
-        return sorted(ready, key=lambda s: (s.next_crawl is not None, s.next_crawl or now,
-                                            s.agency))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -192,7 +192,8 @@ def test_restart_spreads_100_overdue_agencies_over_min_interval() -> None:
         for i in range(100)
     ]
     ahead = [AgencyState(f"later-{i}", 3600, NOW + timedelta(hours=i + 1)) for i in range(5)]
-    restored = policy().restore_all([*ahead, *overdue], NOW)
+    states = [*ahead, *overdue]
+    restored = policy().startup(states, [s.agency for s in states], NOW)
     assert [s.agency for s in restored] == [s.agency for s in [*ahead, *overdue]]
     assert restored[:5] == ahead  # future crawls untouched
     spread = restored[5:]
@@ -206,7 +207,8 @@ def test_restart_spreads_100_overdue_agencies_over_min_interval() -> None:
 
 def test_restart_is_deterministic() -> None:
     states = [AgencyState(f"a{i}", 3600, NOW - timedelta(seconds=i % 3)) for i in range(30)]
-    assert policy(seed=1).restore_all(states, NOW) == policy(seed=2).restore_all(states, NOW)
+    names = [s.agency for s in states]
+    assert policy(seed=1).startup(states, names, NOW) == policy(seed=2).startup(states, names, NOW)
 
 
 def test_startup_shares_one_spread_between_overdue_and_new_agencies() -> None:
@@ -223,27 +225,6 @@ def test_startup_shares_one_spread_between_overdue_and_new_agencies() -> None:
     # ones in the given order; "dropped" is no longer listed
     assert waits == {"old-2": 0, "old-1": 150, "new-b": 300, "new-a": 450, "soon": 180}
     assert {s.agency: s.interval for s in plan}["new-a"] == 3600
-
-
-# --- due ----------------------------------------------------------------------------------------
-
-
-def test_due_lists_only_agencies_whose_time_has_come_oldest_first() -> None:
-    states = [
-        AgencyState("c", 600, NOW - timedelta(seconds=10)),
-        AgencyState("future", 600, NOW + timedelta(seconds=1)),
-        AgencyState("b", 600, NOW - timedelta(hours=1)),
-        AgencyState("a", 600, NOW - timedelta(seconds=10)),
-        AgencyState("exact", 600, NOW),
-        AgencyState("unscheduled", 600, None),
-        AgencyState("utc", 600, (NOW - timedelta(minutes=5)).astimezone(UTC)),
-    ]
-    due = policy().due(states, NOW)
-    assert [s.agency for s in due] == ["unscheduled", "b", "utc", "a", "c", "exact"]
-
-
-def test_due_of_nothing_is_empty() -> None:
-    assert policy().due([], NOW) == []
 
 
 # --- the schedule row ---------------------------------------------------------------------------
@@ -380,3 +361,13 @@ def test_outcome_shortcuts_for_the_daemon() -> None:
     assert timeout.error == "crawl timed out after 900 s"
     crash = CrawlOutcome.crash("Traceback (most recent call last):\n  boom")
     assert crash.crashed and crash.error == "crawl crashed: Traceback (most recent call last): boom"
+
+
+def test_an_agency_lang_key_reads_only_its_own_target() -> None:
+    summary = {"targets": [
+        {"target": "mod/en", "new": 2, "updated": 0, "errors": []},
+        {"target": "mod/ru", "new": 0, "updated": 0, "errors": ["HTTP 500"]},
+    ]}
+    assert CrawlOutcome.from_summary(summary, agency="mod/en") == CrawlOutcome(True, 2, 0, None)
+    assert not CrawlOutcome.from_summary(summary, agency="mod/ru").ok
+    assert not CrawlOutcome.from_summary(summary, agency="mod").ok  # both languages count
