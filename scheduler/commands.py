@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +21,24 @@ def _twisted_logs_to_stdlib() -> None:
 
     globalLogBeginner.beginLoggingTo([STDLibLogObserver(name="twisted")],
                                      redirectStandardIO=False)
+
+
+def _stop_on_signals(reactor: Any, daemon: Any = None) -> None:
+    """SIGTERM/SIGINT: the first stops the reactor cleanly (a running crawl gets a few seconds),
+    a further one kills the running crawl at once. Replaces Twisted's own handlers for these
+    two, which call reactor.stop() again on every signal and log a traceback for it; the
+    SIGCHLD handling spawned crawls need is left in place."""
+    received = []
+
+    def handler(signum: int, frame: Any) -> None:
+        received.append(signum)
+        if len(received) == 1:
+            reactor.callFromThread(reactor.stop)
+        elif daemon is not None and daemon.running is not None:
+            reactor.callFromThread(daemon.running.kill)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handler)
 
 
 def _serve(settings: Any, config: Any, args: argparse.Namespace, provider: Any,
@@ -91,6 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"crawling {len(targets)} targets (agency x language) from "
           f"{settings.get('GOVKZ_BASE_URL')}; Ctrl-C or SIGTERM stops", file=sys.stderr,
           flush=True)
+    reactor.callWhenRunning(_stop_on_signals, reactor, daemon)
     reactor.run()
     daemon.archive.close()
     print("stopped", file=sys.stderr)
@@ -112,6 +132,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     archive = Archive.open(db_path(settings))
     provider = ArchiveStatus(archive, load_registry(settings), feeds_dir(settings))
     _serve(settings, config, args, provider, Metrics(), reactor)
+    reactor.callWhenRunning(_stop_on_signals, reactor)
     reactor.run()
     archive.close()
     return 0

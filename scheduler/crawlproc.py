@@ -123,6 +123,11 @@ class CrawlProcess:
         self._signal(signal.SIGTERM)
         self.reactor.callLater(grace, self._signal, signal.SIGKILL)
 
+    def kill(self) -> None:
+        """Stop the child at once (a second SIGTERM/Ctrl-C to the daemon)."""
+        self.run.stopped = True
+        self._signal(signal.SIGKILL)
+
     def _signal(self, signo: int) -> None:
         try:
             if self.transport is not None and self.transport.pid:
