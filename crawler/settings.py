@@ -18,6 +18,12 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
 
 
+# Scrapy's cookie middleware splits domains with tldextract, which on first use downloads the
+# Public Suffix List from the internet (and logs a traceback where it cannot). The crawler talks
+# to one host; the list bundled with tldextract is enough, so it never fetches anything else.
+os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+
+
 # --- Project settings -------------------------------------------------------------------------
 # Where the archive (news.db) and the feeds (feeds/) live.
 GOVKZ_DATA = _env("GOVKZ_DATA", "data")
