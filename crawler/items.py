@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from crawler.sanitize import clean_line, clean_text
+
 GOVKZ_SITE = "https://www.gov.kz"
 LANGS = ("kk", "ru", "en")
 
@@ -66,6 +68,15 @@ class NewsItem:
     source: str = ""
 
     def __post_init__(self) -> None:
+        # The text boundary's guarantee: whatever an extractor did, no field of an item holds
+        # a control character, a lone surrogate or (in the title) a bidi override.
+        self.title = clean_line(self.title)
+        self.url = clean_text(self.url).strip()
+        self.body_text = clean_text(self.body_text)
+        self.body_html = clean_text(self.body_html)
+        self.summary = clean_text(self.summary)
+        self.categories = [c for c in (clean_line(c) for c in self.categories) if c]
+        self.image = clean_text(self.image).strip() or None if self.image else None
         if self.published is not None and self.published.tzinfo is None:
             raise ValueError(f"naive published datetime for {self.agency}/{self.id}")
         if self.published is None and not self.incomplete:
@@ -100,9 +111,44 @@ class ResponseSample:
 
 @dataclass
 class AgencyRecord:
-    """One agency as gov.kz's directory (GraphQL `projectdetails`) lists it, in one language."""
+    """One agency as gov.kz's directory (GraphQL `projectdetails`) lists it, in one language.
+    A name that cleans to nothing falls back to the slug."""
 
     slug: str
     lang: str
     name: str
     parent: str | None = None
+
+    def __post_init__(self) -> None:
+        self.name = clean_line(self.name or "") or self.slug
+
+
+# Longest raw text kept with a reject: enough to see what was wrong, bounded for the archive.
+RAW_LIMIT = 64 * 1024
+
+
+@dataclass
+class Reject:
+    """An element of a response that could not become an item: kept, with its raw text and
+    the reason, in the archive's `rejects` table, so nothing is lost silently. Its neighbours
+    are stored as usual; a reject never fails the page it came on."""
+
+    agency: str
+    lang: str
+    reason: str  # short and specific: "no id", "bad id 'abc'", "date out of range", ...
+    raw: str = ""  # the element as received (JSON text, XML, snapshot lines)
+    url: str = ""  # the response it came in
+    item_id: int | None = None  # when the element named a usable id
+
+    def __post_init__(self) -> None:
+        self.reason = clean_line(self.reason)
+        self.raw = clean_text(self.raw)[:RAW_LIMIT]
+
+    @property
+    def target(self) -> str:
+        return f"{self.agency}/{self.lang}"
+
+    def describe(self) -> str:
+        """One line for a crawl's output: agency, id when there is one, reason."""
+        what = f"{self.agency}/{self.item_id}" if self.item_id is not None else self.agency
+        return f"{what} ({self.lang}): {self.reason}"

@@ -263,3 +263,91 @@ def create_monitor(db: Database) -> None:
             at TEXT NOT NULL
         )""")
     db.execute("CREATE INDEX idx_incidents_at ON incidents (at)")
+
+
+@migration
+def crawls_problems_and_killed(db: Database) -> None:
+    """Crawls record typed problems (JSON) and rejects, the process that ran them (so a crawl
+    whose process is gone can be marked `killed`), and the status `killed`. SQLite cannot alter
+    a CHECK constraint, so the table is rebuilt; `skipped` becomes `rejected`."""
+    db.execute("""
+        CREATE TABLE crawls_new (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL,
+            target TEXT NOT NULL DEFAULT '',
+            started TEXT NOT NULL,
+            finished TEXT,
+            status TEXT NOT NULL DEFAULT 'running'
+                CHECK (status IN ('running', 'ok', 'partial', 'failed', 'killed')),
+            found INTEGER NOT NULL DEFAULT 0,
+            new INTEGER NOT NULL DEFAULT 0,
+            updated INTEGER NOT NULL DEFAULT 0,
+            unchanged INTEGER NOT NULL DEFAULT 0,
+            rejected INTEGER NOT NULL DEFAULT 0,
+            incomplete INTEGER NOT NULL DEFAULT 0,
+            errors TEXT NOT NULL DEFAULT '[]',
+            error_count INTEGER NOT NULL DEFAULT 0,
+            problems TEXT NOT NULL DEFAULT '[]',
+            strategy TEXT,
+            requests INTEGER NOT NULL DEFAULT 0,
+            pid INTEGER,
+            pid_started TEXT
+        )""")
+    db.execute("""
+        INSERT INTO crawls_new (id, kind, target, started, finished, status, found, new, updated,
+                                unchanged, rejected, incomplete, errors, error_count, strategy,
+                                requests)
+        SELECT id, kind, target, started, finished, status, found, new, updated, unchanged,
+               skipped, incomplete, errors, error_count, strategy, requests FROM crawls""")
+    db.execute("DROP TABLE crawls")
+    db.execute("ALTER TABLE crawls_new RENAME TO crawls")
+    db.execute("CREATE INDEX idx_crawls_status ON crawls (status)")
+
+
+@migration
+def create_rejects(db: Database) -> None:
+    """Elements of a response that could not become items, with their raw text (up to 64 KiB)
+    and the reason: nothing is lost silently. One row per distinct element (`key`), with when
+    it was first and last seen and by which crawl."""
+    db.execute("""
+        CREATE TABLE rejects (
+            key TEXT PRIMARY KEY,
+            agency TEXT NOT NULL,
+            lang TEXT NOT NULL,
+            item_id INTEGER,
+            reason TEXT NOT NULL,
+            url TEXT NOT NULL DEFAULT '',
+            raw TEXT NOT NULL DEFAULT '',
+            crawl_id INTEGER REFERENCES crawls (id),
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL,
+            times INTEGER NOT NULL DEFAULT 1
+        )""")
+    db.execute("CREATE INDEX idx_rejects_agency ON rejects (agency, lang, last_seen)")
+
+
+@migration
+def create_feed_marks(db: Database) -> None:
+    """Per agency and language, a counter of stored changes (`seq`, bumped in the same
+    transaction as the new or edited item) and the value the feeds were last written at
+    (`published_seq`). A feed is behind the archive while seq > published_seq, whatever crawl
+    stored the change, so a killed crawl's items reach the feeds at the next publish."""
+    db.execute("""
+        CREATE TABLE feed_marks (
+            agency TEXT NOT NULL,
+            lang TEXT NOT NULL,
+            seq INTEGER NOT NULL DEFAULT 0,
+            published_seq INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (agency, lang)
+        )""")
+    # An archive from before: every group it holds is behind until the next publish.
+    db.execute("""
+        INSERT INTO feed_marks (agency, lang, seq)
+        SELECT DISTINCT agency, lang, 1 FROM items""")
+
+
+@migration
+def schedule_problem_kinds(db: Database) -> None:
+    """The problem kinds of a target's last failed crawl (comma-separated), so incidents compare
+    kinds with kinds instead of reading the error text."""
+    db.execute("ALTER TABLE schedule ADD COLUMN last_kinds TEXT")

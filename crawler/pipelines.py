@@ -1,20 +1,29 @@
 """Item pipelines: every spider (replay and live) ends here, in this order:
 
-validate (drop what must never be stored) -> archive (one transaction per item) -> feeds
-(rewritten once, at the end, for the agencies that changed).
+validate (what must never be stored becomes a reject) -> archive (one transaction per item;
+rejects kept in their table) -> feeds (rewritten at the end, for every feed behind the archive).
+
+An unexpected exception in a pipeline costs only its item: it becomes an `unexpected` problem of
+the item's target (the traceback goes to the log), never an `ok` crawl that lost it silently.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import re
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from scrapy.exceptions import DropItem
 
 from crawler.errors import GovkzError, StoreError
-from crawler.items import LANGS, AgencyRecord, NewsItem, ResponseSample, SyncMark
+from crawler.items import LANGS, AgencyRecord, NewsItem, Reject, ResponseSample, SyncMark
 from crawler.paths import db_path, feeds_dir
+from crawler.problems import ProblemKind
 from crawler.summary import CrawlSummary, summary_for
 
 log = logging.getLogger(__name__)
@@ -22,15 +31,41 @@ log = logging.getLogger(__name__)
 SLUG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-def target_of(item: NewsItem) -> str:
+def target_of(item: Any) -> str:
     """The summary line an item counts toward: its seed file, or its agency and language."""
-    if item.source.startswith("snapshot:"):
-        return item.source.removeprefix("snapshot:")
-    return f"{item.agency}/{item.lang}"
+    if isinstance(item, Reject):
+        if item.url.startswith("file:"):
+            return Path(unquote(urlparse(item.url).path)).name
+        return item.target
+    if isinstance(item, NewsItem):
+        if item.source.startswith("snapshot:"):
+            return item.source.removeprefix("snapshot:")
+        return f"{item.agency}/{item.lang}"
+    agency, lang = getattr(item, "agency", None), getattr(item, "lang", None)
+    return f"{agency}/{lang}" if agency and lang else "crawl"
 
 
 def _describe(item: NewsItem) -> str:
     return f"{item.agency}/{item.id} {item.title[:60]!r}"
+
+
+def guarded(method: Callable[..., Any]) -> Callable[..., Any]:
+    """process_item that turns an unexpected exception into a problem of the item's target."""
+
+    @functools.wraps(method)
+    def wrapper(self: _SummaryAware, item: Any, spider: Any = None) -> Any:
+        try:
+            return method(self, item, spider)
+        except DropItem:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the containment boundary: named, logged
+            log.exception("unexpected error in %s on %s", type(self).__name__, target_of(item))
+            self.summary.target(target_of(item)).add(
+                ProblemKind.UNEXPECTED, f"{type(exc).__name__} in {type(self).__name__}: {exc}"
+            )
+            raise DropItem(f"unexpected {type(exc).__name__}") from None
+
+    return wrapper
 
 
 class _SummaryAware:
@@ -47,10 +82,11 @@ class _SummaryAware:
 
 
 class ValidateItemPipeline(_SummaryAware):
-    """Refuse items that would corrupt the archive's identity; name each refusal."""
+    """Items that would corrupt the archive's identity become rejects (kept, with the reason)."""
 
+    @guarded
     def process_item(self, item: Any, spider: Any = None) -> Any:
-        if isinstance(item, SyncMark | ResponseSample | AgencyRecord):
+        if isinstance(item, SyncMark | ResponseSample | AgencyRecord | Reject):
             return item
         if not isinstance(item, NewsItem):
             raise DropItem(f"not a NewsItem: {type(item).__name__}")
@@ -62,8 +98,10 @@ class ValidateItemPipeline(_SummaryAware):
         elif not item.title.strip():
             problem = "empty title"
         if problem:
-            self.summary.target(target_of(item)).skipped.append(f"{_describe(item)}: {problem}")
-            raise DropItem(problem)
+            raw = json.dumps({"agency": item.agency, "id": item.id, "lang": item.lang,
+                              "title": item.title, "url": item.url}, ensure_ascii=False)
+            return Reject(item.agency, item.lang, problem, raw=raw, url=item.url,
+                          item_id=item.id)
         return item
 
 
@@ -82,6 +120,7 @@ class ArchivePipeline(_SummaryAware):
         spider = self.crawler.spider
         self.crawl_id = self.archive.begin_crawl(spider.name, getattr(spider, "target", ""))
 
+    @guarded
     def process_item(self, item: Any, spider: Any = None) -> Any:
         if isinstance(item, AgencyRecord):
             names = {item.lang: item.name} if item.name else None
@@ -96,36 +135,45 @@ class ArchivePipeline(_SummaryAware):
                 body=item.body, crawl_id=self.crawl_id,
             )
             return item
+        if isinstance(item, Reject):
+            return self._reject(item)
         target = self.summary.target(target_of(item))
         target.found += 1
         try:
             outcome = self.archive.save_item(item, crawl_id=self.crawl_id)
         except StoreError as exc:  # disk full, read-only: the item is not stored, say so
-            target.errors.append(f"{_describe(item)} not stored: {exc}")
+            target.add(ProblemKind.STORE, f"{_describe(item)} not stored: {exc}", item.url)
             raise DropItem(str(exc)) from None
         setattr(target, outcome.value, getattr(target, outcome.value) + 1)
-        if outcome.value in ("new", "updated"):
-            self.summary.changed_agencies.add(item.agency)
         if item.incomplete:
             target.incomplete.append(f"{_describe(item)}: cut off, no date; archived, not in feeds")
         return item
+
+    def _reject(self, reject: Reject) -> Reject:
+        target = self.summary.target(target_of(reject))
+        try:
+            self.archive.save_reject(reject, crawl_id=self.crawl_id)
+        except StoreError as exc:
+            target.add(ProblemKind.STORE, f"a reject of {reject.target} not stored: {exc}")
+        target.reject(reject.describe(), reject.reason, reject.url)
+        log.warning("rejected %s", reject.describe())
+        return reject
 
     def close_spider(self, spider: Any = None) -> None:
         if self.archive is None:
             return
         totals = self.summary.totals()
-        errors = self.summary.errors()
         # The strategy that worked (the access middleware's state): the next crawl tries it first.
         access = getattr(self.crawler, "govkz_access", None)
         strategies = [access.worked] if access is not None and access.worked else []
         if access is not None and access.using_rss:
             strategies.append("rss")
-        status = "ok" if not errors else ("partial" if totals["found"] else "failed")
         self.archive.finish_crawl(
             self.crawl_id,
-            status=status,
+            status=self.summary.status,
             counts=totals,
-            errors=errors,
+            errors=self.summary.errors(),
+            problems=self.summary.problems(),
             strategy=",".join(strategies) or None,
             requests=totals["requests"],
         )
@@ -133,20 +181,21 @@ class ArchivePipeline(_SummaryAware):
 
 
 class FeedsPipeline(_SummaryAware):
-    """After the run, rewrite the feeds of the agencies that changed (and `all` + the OPML)."""
+    """After the run, rewrite every feed that is behind the archive (and `all` + the OPML)."""
 
     def close_spider(self, spider: Any = None) -> None:
         settings = self.crawler.settings
         if not settings.getbool("GOVKZ_PUBLISH_FEEDS", True):
             return
         try:
-            publish(settings, agencies=self.summary.changed_agencies)
-        except GovkzError as exc:
-            self.summary.target("feeds").errors.append(str(exc))
+            publish(settings)
+        except (GovkzError, OSError) as exc:
+            self.summary.target("feeds").add(ProblemKind.STORE, f"cannot write the feeds: {exc}")
 
 
-def publish(settings: Any, agencies: set[str] | None = None) -> Any:
-    """Write the feeds from the archive; `agencies=None` rewrites every agency's feeds."""
+def publish(settings: Any, *, full: bool = False) -> Any:
+    """Write the feeds from the archive: those behind it (Archive.feeds_behind), whatever crawl
+    stored the change; every feed when `full` or when there are no feeds yet."""
     from crawler.directory import load_registry
     from crawler.feeds import write_feeds
     from crawler.store import Archive
@@ -154,15 +203,17 @@ def publish(settings: Any, agencies: set[str] | None = None) -> Any:
     out = feeds_dir(settings)
     archive = Archive.open(db_path(settings))
     try:
-        # A first run (no feeds yet) writes everything, whatever changed.
-        wanted = None if agencies is None or not (out / "index.opml").exists() else agencies
-        return write_feeds(
+        behind = archive.feeds_behind()
+        everything = full or not (out / "index.opml").exists()
+        report = write_feeds(
             archive,
             out,
             base_url=settings.get("GOVKZ_PUBLIC_URL"),
             registry=load_registry(settings),
             limit=settings.getint("GOVKZ_FEED_LIMIT", 50),
-            agencies=wanted,
+            agencies=None if everything else {agency for agency, _ in behind},
         )
+        archive.feeds_published(behind)
+        return report
     finally:
         archive.close()

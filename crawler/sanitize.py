@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from urllib.parse import quote, urljoin
 
 import lxml.html
@@ -49,6 +50,36 @@ _INVALID_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff
 def strip_invalid_xml_chars(s: str) -> str:
     """Remove every character XML 1.0 does not allow."""
     return _INVALID_XML.sub("", s)
+
+
+# --- the text boundary ----------------------------------------------------------------------
+# Every string from outside (API JSON, GraphQL, the official RSS, snapshots, agency names)
+# passes clean_text before it becomes a field, so the archive, the feeds, the terminal and
+# Datasette never see a control character, a lone surrogate or a bidi override.
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# C0 controls but tab and newline, DEL, C1 controls, and what XML 1.0 forbids (U+FFFE/U+FFFF).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffe\uffff]")
+# Bidi embedding/override (U+202A-U+202E) and isolate (U+2066-U+2069) controls: in a title or a
+# name they can reverse what a terminal or a reader shows (a "Trojan Source" spoof).
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def clean_text(value: str) -> str:
+    """Outside text made safe to store and publish: lone surrogates become U+FFFD, line ends
+    become "\\n", C0/C1 controls other than tab and newline and XML-forbidden characters
+    are removed, then Unicode NFC. Idempotent."""
+    if not value:
+        return ""
+    text = _SURROGATE.sub("\ufffd", value)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _CONTROL.sub("", text)
+    return unicodedata.normalize("NFC", text)
+
+
+def clean_line(value: str) -> str:
+    """clean_text for a title or a name: bidi controls removed, white space folded to one line."""
+    return " ".join(_BIDI.sub("", clean_text(value)).split())
 
 
 def sanitize_html(html_text: str, *, base_url: str = GOVKZ_BASE) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -19,13 +20,15 @@ from typing import Any
 from sqlite_utils import Database
 
 from crawler.errors import StoreError
-from crawler.items import LANGS, NewsItem
+from crawler.items import LANGS, NewsItem, Reject
+from crawler.liveness import is_running, start_time
 from crawler.migrations import migrate, transaction
+from crawler.problems import Problem, ProblemKind
 from crawler.store_monitor import MonitorTables
 from crawler.timeutil import ALMATY, isoformat, localize, utcnow
 
-CRAWL_STATUSES = ("running", "ok", "partial", "failed")
-CRAWL_COUNTS = ("found", "new", "updated", "unchanged", "skipped", "incomplete")
+CRAWL_STATUSES = ("running", "ok", "partial", "failed", "killed")
+CRAWL_COUNTS = ("found", "new", "updated", "unchanged", "rejected", "incomplete")
 AGENCY_FIELDS = ("enabled", "parent", "kind")
 ITEM_ORDER = "published DESC, id DESC"
 KEY_WHERE = "agency = ? AND lang = ?"
@@ -81,12 +84,14 @@ class Archive(MonitorTables):
             try:
                 db.enable_wal()  # readers (feeds, the HTTP server) never wait for the crawler
                 migrate(db)
+                archive = cls(db)
+                archive.mark_killed_crawls()
             except BaseException:
                 db.close()
                 raise
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open archive {path}: {_one_line(exc)}") from exc
-        return cls(db)
+        return archive
 
     @classmethod
     def memory(cls) -> Archive:
@@ -127,9 +132,33 @@ class Archive(MonitorTables):
 
     # --- crawls ---------------------------------------------------------------------------
 
-    def begin_crawl(self, kind: str, target: str = "", *, now: datetime | None = None) -> int:
+    def begin_crawl(
+        self, kind: str, target: str = "", *, now: datetime | None = None, pid: int | None = None
+    ) -> int:
+        """A `running` crawl row, with the process running it (this one unless `pid`)."""
+        pid = os.getpid() if pid is None else pid
         with self._writing("record the crawl"):
-            return self._insert("crawls", {"kind": kind, "target": target, "started": _stamp(now)})
+            return self._insert("crawls", {
+                "kind": kind, "target": target, "started": _stamp(now),
+                "pid": pid, "pid_started": start_time(pid),
+            })  # fmt: skip
+
+    def mark_killed_crawls(self, *, now: datetime | None = None) -> list[int]:
+        """Mark `killed` every `running` crawl whose process is gone; return their ids."""
+        running = self._rows("SELECT id, pid, pid_started FROM crawls WHERE status = 'running'")
+        gone = [row["id"] for row in running if not is_running(row["pid"], row["pid_started"])]
+        if not gone:
+            return []
+        problem = Problem(ProblemKind.CRASHED, "crawl", "the crawl process ended without "
+                          "finishing (killed, timed out or crashed)")
+        with self._writing("record killed crawls"):
+            for crawl_id in gone:
+                self._update("crawls", {"id": crawl_id, "status": "running"}, {
+                    "status": "killed", "finished": _stamp(now), "error_count": 1,
+                    "errors": json.dumps([problem.line()]),
+                    "problems": json.dumps([problem.to_dict()]),
+                })  # fmt: skip
+        return gone
 
     def finish_crawl(
         self,
@@ -138,6 +167,7 @@ class Archive(MonitorTables):
         status: str,
         counts: dict[str, int],
         errors: list[str],
+        problems: Iterable[Problem] = (),
         strategy: str | None = None,
         requests: int = 0,
         now: datetime | None = None,
@@ -148,6 +178,7 @@ class Archive(MonitorTables):
         changes |= {
             "finished": _stamp(now), "status": status, "strategy": strategy, "requests": requests,
             "errors": json.dumps(list(errors), ensure_ascii=False), "error_count": len(errors),
+            "problems": json.dumps([p.to_dict() for p in problems], ensure_ascii=False),
         }  # fmt: skip
         with self._writing("record the crawl"):
             if not self._rows("SELECT id FROM crawls WHERE id = ?", [crawl_id]):
@@ -156,7 +187,40 @@ class Archive(MonitorTables):
 
     def crawls(self, limit: int = 20) -> list[dict]:
         rows = self._rows("SELECT * FROM crawls ORDER BY id DESC LIMIT ?", [limit])
-        return [{**row, "errors": json.loads(row["errors"] or "[]")} for row in rows]
+        return [{**row, "errors": json.loads(row["errors"] or "[]"),
+                 "problems": [Problem.from_dict(p) for p in json.loads(row["problems"] or "[]")]}
+                for row in rows]
+
+    # --- rejects --------------------------------------------------------------------------
+
+    def save_reject(
+        self, reject: Reject, *, crawl_id: int | None = None, now: datetime | None = None
+    ) -> bool:
+        """Keep an element that could not become an item; True when first seen. The same
+        element seen again (same agency, language, reason and raw text) updates its row."""
+        digest = hashlib.sha256(
+            "\0".join((reject.agency, reject.lang, reject.reason, reject.raw)).encode()
+        ).hexdigest()
+        stamp = _stamp(now)
+        with self._writing(f"save a reject of {reject.agency}/{reject.lang}"):
+            cursor = self.db.execute(
+                """INSERT INTO rejects (key, agency, lang, item_id, reason, url, raw, crawl_id,
+                                        first_seen, last_seen)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (key) DO UPDATE SET last_seen = excluded.last_seen,
+                       crawl_id = excluded.crawl_id, url = excluded.url, times = times + 1
+                   RETURNING times""",
+                [digest, reject.agency, reject.lang, reject.item_id, reject.reason, reject.url,
+                 reject.raw, crawl_id, stamp, stamp],
+            )
+            return cursor.fetchone()[0] == 1
+
+    def rejects(self, agency: str | None = None, limit: int = 50) -> list[dict]:
+        where, params = ("WHERE agency = ?", [agency]) if agency else ("", [])
+        return self._rows(
+            f"SELECT * FROM rejects {where} ORDER BY last_seen DESC, key LIMIT ?",
+            [*params, limit],
+        )
 
     # --- items ----------------------------------------------------------------------------
 
@@ -179,6 +243,7 @@ class Archive(MonitorTables):
             row = self._get_raw(item.agency, item.id, item.lang)
             if row is None:
                 self._insert_new(item, digest, stamp, crawl_id)
+                self._feed_behind(item)
                 return SaveResult.NEW
             key = {"agency": item.agency, "id": item.id, "lang": item.lang}
             if item.incomplete and not row["incomplete"]:
@@ -201,7 +266,34 @@ class Archive(MonitorTables):
                 self._insert_version(item, version, digest, stamp, crawl_id)
                 result = SaveResult.UPDATED
             self._update("items", key, changes)
+            if result is SaveResult.UPDATED:
+                self._feed_behind(item)
             return result
+
+    def _feed_behind(self, item: NewsItem) -> None:
+        # In the item's own transaction: a change stored is a change the feeds will show.
+        self.db.execute(
+            """INSERT INTO feed_marks (agency, lang, seq) VALUES (?, ?, 1)
+               ON CONFLICT (agency, lang) DO UPDATE SET seq = seq + 1""",
+            [item.agency, item.lang],
+        )
+
+    # --- feed marks -----------------------------------------------------------------------
+
+    def feeds_behind(self) -> dict[tuple[str, str], int]:
+        """{(agency, lang): seq} of the groups whose feeds are behind the archive."""
+        rows = self._rows("SELECT agency, lang, seq FROM feed_marks WHERE seq > published_seq")
+        return {(row["agency"], row["lang"]): row["seq"] for row in rows}
+
+    def feeds_published(self, marks: dict[tuple[str, str], int]) -> None:
+        """Record that the feeds now show every change up to these `seq`s (from feeds_behind,
+        read before writing: a change stored meanwhile keeps its group behind)."""
+        with self._writing("record the published feeds"):
+            for (agency, lang), seq in marks.items():
+                self.db.execute(
+                    """UPDATE feed_marks SET published_seq = MAX(published_seq, ?)
+                       WHERE agency = ? AND lang = ?""", [seq, agency, lang],
+                )
 
     @staticmethod
     def _metadata_changes(row: dict[str, Any], item: NewsItem) -> dict[str, Any]:

@@ -4,14 +4,14 @@ only modules that know SQL); mixed into Archive so callers see one object."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from crawler.timeutil import ALMATY, isoformat, localize, utcnow
 
 SCHEDULE_FIELDS = (
     "next_crawl", "interval", "last_crawl", "last_success", "last_error", "last_error_at",
-    "consecutive_failures", "last_new",
+    "consecutive_failures", "last_new", "last_kinds",
 )
 
 
@@ -46,8 +46,18 @@ class MonitorTables:
                    ON CONFLICT (agency, lang) DO UPDATE SET
                        high_water = COALESCE(excluded.high_water, high_water),
                        walked_at = excluded.walked_at""",
-                [agency, lang, mark, _iso(now or utcnow())],
+                [agency, lang, mark, isoformat(localize(now or utcnow()).astimezone(UTC))],
             )
+
+    def walked_since(self, since: datetime) -> set[tuple[str, str]]:
+        """(agency, lang) of every walk completed at or after `since`: what a crawl finished
+        even when its process was killed before it could report (crawl_timeout)."""
+        # walked_at is whole seconds in UTC (set_high_water), so compare it in that form.
+        start = localize(since).astimezone(UTC).replace(microsecond=0)
+        rows = self._rows(  # type: ignore[attr-defined]
+            "SELECT agency, lang FROM sync_state WHERE walked_at >= ?", [isoformat(start)]
+        )
+        return {(row["agency"], row["lang"]) for row in rows}
 
     def last_strategy(self, site: str) -> str | None:
         """The access strategy of the newest live crawl of `site` that got in (not via RSS)."""

@@ -24,13 +24,16 @@ class PagingPlan:
     forced_backfill: bool = False  # --backfill given explicitly: walk at least that deep
 
     def next_page(
-        self, page: int, items: list[NewsItem], known: dict[int, str], hashes: dict[int, str]
+        self, page: int, items: list[NewsItem], known: dict[int, str], hashes: dict[int, str],
+        *, rejected: int = 0,
     ) -> tuple[bool, str]:
         """Whether to fetch page+1 after `page` gave `items`, and why (for the log).
 
         `known` maps stored ids to their content hash; `hashes` the same for `items` as fetched.
+        `rejected` elements of the page (crawler/items.py Reject) count as known items: the
+        page was not the end of the list, and they never hold a walk back.
         """
-        if not items:
+        if not items and not rejected:
             return False, "end of list"
         if page >= self.max_pages:
             return False, f"max pages ({self.max_pages}) reached"

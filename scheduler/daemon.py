@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Set as AbstractSet
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -53,6 +54,7 @@ class Daemon:
         self.running: CrawlProcess | None = None
         self.scheduler: Any = None
         self.stopping = False
+        self._batch_started = utcnow()
 
     # --- start and stop -----------------------------------------------------------------------
 
@@ -126,6 +128,8 @@ class Daemon:
             if key not in self.queue and state.next_crawl and state.next_crawl <= soon:
                 self.queue.append(key)
         batch, self.queue = self.queue, []
+        # Real time, not the daemon's clock: it is compared with what the child writes.
+        self._batch_started = utcnow()
         self.running = CrawlProcess(
             self.reactor, self.crawl_args, batch, timeout=self.config.schedule.crawl_timeout,
             config=self.config.path,
@@ -136,28 +140,45 @@ class Daemon:
 
     # --- results ------------------------------------------------------------------------------
 
-    def outcome_of(self, run: CrawlRun, key: str) -> CrawlOutcome:
-        if run.timed_out:
-            return CrawlOutcome.timeout(self.config.schedule.crawl_timeout)
-        if run.summary is None:
+    def outcome_of(self, run: CrawlRun, key: str, walked: AbstractSet[tuple[str, str]] = frozenset()
+                   ) -> CrawlOutcome:
+        """The outcome of one target of a batch, judged by its own record: a target whose walk
+        completed (its mark is in the archive) succeeded even if the batch was killed later."""
+        if run.timed_out or run.summary is None:
+            if tuple(key.split("/", 1)) in walked:
+                return CrawlOutcome(True, 0, 0, None)
+            if run.timed_out:
+                return CrawlOutcome.timeout(self.config.schedule.crawl_timeout,
+                                            "this target had not finished")
             return CrawlOutcome.crash(run.crash_detail())
         targets = run.summary.get("targets", [])
         if not any(t.get("target") == key for t in targets):
-            # A target the child never reached (it died early): crawl-wide errors explain.
-            general = [t for t in targets if "/" not in t.get("target", "/")]
-            errors = [e for t in general for e in t.get("errors", [])] or ["not crawled"]
-            return CrawlOutcome.failed(errors)
+            # A target the child never reached (it died early): crawl-wide problems explain.
+            return CrawlOutcome.from_summary(
+                {"targets": [t for t in targets if "/" not in t.get("target", "/")]}, agency=key)
         return CrawlOutcome.from_summary(run.summary, agency=key)
+
+    def _walked(self, run: CrawlRun) -> set[tuple[str, str]]:
+        if run.summary is not None and not run.timed_out:
+            return set()
+        try:
+            return self.archive.walked_since(self._batch_started)
+        except GovkzError as exc:
+            log.error("cannot read which walks completed: %s", exc)
+            return set()
 
     def finished(self, run: CrawlRun) -> None:
         self.running = None
         now = self.now()
         changed = False
+        walked = self._walked(run)
+        if run.summary is None:
+            self.publish_feeds()  # what a killed crawl stored reaches the feeds now
         for key in run.targets:
             if run.stopped:
                 continue  # not a verdict on the agency: retried on the next start
             before = self.states.get(key) or self.policy.initial(key, now)
-            outcome = self.outcome_of(run, key)
+            outcome = self.outcome_of(run, key, walked)
             after = self.policy.after_crawl(before, outcome, now)
             self.states[key] = after
             self._save(after)
@@ -169,7 +190,8 @@ class Daemon:
             self.metrics.record_crawl(
                 agency, "ok" if outcome.ok else "failed", new=outcome.new,
                 updated=outcome.updated, errors=0 if outcome.ok else 1,
-                requests=self._requests(run, key), at=now,
+                requests=self._requests(run, key), problems=self._problem_counts(run, key),
+                at=now,
             )
             log.info("%s: %s; next crawl %s", key,
                      "ok" if outcome.ok else f"FAILED: {outcome.error}",
@@ -192,6 +214,16 @@ class Daemon:
                 return int(target.get("requests") or 0)
         return 0
 
+    @staticmethod
+    def _problem_counts(run: CrawlRun, key: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for target in (run.summary or {}).get("targets", []):
+            if target.get("target") == key:
+                for problem in target.get("problems") or ():
+                    kind = str(problem.get("kind", "unexpected"))
+                    counts[kind] = counts.get(kind, 0) + 1
+        return counts
+
     def _save(self, state: AgencyState) -> None:
         row = state.to_row()
         row.pop("agency", None)
@@ -206,6 +238,15 @@ class Daemon:
             self.archive.add_incident(agency, kind, message)
         except GovkzError as exc:
             log.error("cannot record an incident: %s", exc)
+
+    def publish_feeds(self) -> None:
+        """Bring every feed that is behind the archive up to date (crawler.pipelines.publish)."""
+        from crawler.pipelines import publish
+
+        try:
+            publish(self.settings)
+        except (GovkzError, OSError) as exc:
+            log.error("cannot publish the feeds: %s", exc)
 
     def publish_incidents(self) -> None:
         """DATA/feeds/incidents.atom: the monitor's own feed, read in the same RSS reader."""

@@ -7,12 +7,12 @@ Rules, chosen so that a broken agency yields a few incidents, not one per crawl:
 
 * "failing": the crawl that makes `threshold` failures in a row, exactly once per streak.
 * "recovered": the first successful crawl after a streak that had reached the threshold.
-* "layout-changed", "access-refused", "timeout", "crashed": a crawl whose errors show that
-  problem (see policy.KIND_MARKERS) when the crawl before did not show it (it succeeded, or
-  failed for another reason). So the same problem persisting over many crawls is reported
-  once; it is reported again after a success or after the failure changed its nature, because
-  then it is news again. They are reported from the first failure, before "failing", since
-  they are rarely passing and say what to fix.
+* "layout-changed", "access-refused", "timeout", "crashed", "unexpected": a crawl whose typed
+  problems (crawler/problems.py, mapped by policy.INCIDENT_KINDS) show that kind when the crawl
+  before did not show it (it succeeded, or failed for another reason). So the same problem
+  persisting over many crawls is reported once; it is reported again after a success or after
+  the failure changed its nature, because then it is news again. They are reported from the
+  first failure, before "failing", since they are rarely passing and say what to fix.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ from urllib.parse import quote
 
 from crawler.feeds import EntryData, FeedMeta, render_atom
 from crawler.timeutil import localize
-from scheduler.policy import AgencyState, CrawlOutcome, error_kinds, one_line
+from scheduler.policy import AgencyState, CrawlOutcome, one_line
 
-KINDS = ("failing", "recovered", "layout-changed", "access-refused", "timeout", "crashed")
+KINDS = ("failing", "recovered", "layout-changed", "access-refused", "timeout", "crashed",
+         "unexpected")
 MESSAGE_CHARS = 300
 FEED_PATH = "feeds/incidents.atom"
 
@@ -36,10 +37,12 @@ _PROBLEMS = {  # kind -> what it means, for the message
     "access-refused": "gov.kz refused every way of access",
     "timeout": "the crawl did not finish in time and was stopped",
     "crashed": "the crawl process failed",
+    "unexpected": "the crawler met an unexpected error (a bug: see the log)",
 }
 _TITLES = {
     "failing": "failing", "recovered": "recovered", "layout-changed": "layout changed",
     "access-refused": "access refused", "timeout": "crawl timed out", "crashed": "crawl crashed",
+    "unexpected": "unexpected error",
 }
 
 
@@ -50,19 +53,8 @@ class Incident:
     message: str  # one line, names the agency and the reason
 
 
-def _kinds(outcome: CrawlOutcome) -> set[str]:
-    kinds = set().union(*(error_kinds(e) for e in outcome.errors or (outcome.error,)))
-    kinds.discard("timeout")  # the flags below are the truth about the process
-    kinds.discard("crashed")
-    if outcome.timed_out:
-        kinds.add("timeout")
-    if outcome.crashed:
-        kinds.add("crashed")
-    return kinds
-
-
 def _evidence(outcome: CrawlOutcome, kind: str) -> str:
-    return next((e for e in outcome.errors if kind in error_kinds(e)), outcome.error or "")
+    return next((line for k, line in outcome.evidence if k == kind), outcome.error or "")
 
 
 def _message(agency: str, text: str) -> str:
@@ -86,9 +78,9 @@ def detect(
     if after.consecutive_failures == threshold:
         found.append(Incident(agency, "failing", _message(
             agency, f"{threshold} crawl(s) failed in a row; last error: {outcome.error}")))
-    previous = error_kinds(before.last_error) if before.consecutive_failures else set()
+    previous = set(before.last_kinds) if before.consecutive_failures else set()
     for kind in KINDS[2:]:
-        if kind in _kinds(outcome) and kind not in previous:
+        if kind in outcome.kinds and kind not in previous:
             found.append(Incident(agency, kind, _message(
                 agency, f"{_PROBLEMS[kind]}: {_evidence(outcome, kind)}")))
     return found

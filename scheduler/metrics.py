@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -41,6 +41,7 @@ class Metrics:
         self._requests: Counter[str] = Counter()
         self._saved: Counter[tuple[str, str]] = Counter()
         self._errors: Counter[str] = Counter()
+        self._problems: Counter[tuple[str, str]] = Counter()
         self._feed_requests: Counter[tuple[str, str]] = Counter()
         self._items: dict[str, int] = {}
         self._last_success: dict[str, float] = {}
@@ -56,9 +57,11 @@ class Metrics:
         updated: int = 0,
         errors: int = 0,
         *,
+        problems: Mapping[str, int] | None = None,
         at: datetime | None = None,
     ) -> None:
-        """One finished crawl of `agency`. A success outcome also moves its last-success time."""
+        """One finished crawl of `agency`. A success outcome also moves its last-success time.
+        `problems` counts its problems by kind (crawler.problems.ProblemKind values)."""
         counts = {"requests": requests, "new": new, "updated": updated, "errors": errors}
         negative = [name for name, value in counts.items() if value < 0]
         if negative:
@@ -69,6 +72,8 @@ class Metrics:
             self._saved[(agency, "new")] += new
             self._saved[(agency, "updated")] += updated
             self._errors[agency] += errors
+            for kind, n in (problems or {}).items():
+                self._problems[(agency, kind)] += max(0, n)
             if outcome in SUCCESS_OUTCOMES:
                 self._last_success[agency] = localize(at or utcnow()).timestamp()
 
@@ -99,6 +104,7 @@ class Metrics:
             requests = dict(self._requests)
             saved = dict(self._saved)
             errors = dict(self._errors)
+            problems = dict(self._problems)
             feed_requests = dict(self._feed_requests)
             items = dict(self._items)
             last_success = dict(self._last_success)
@@ -114,6 +120,9 @@ class Metrics:
                        ["agency", "change"], saved)
         yield _counter("crawl_errors", "Errors reported by crawls, by agency.",
                        ["agency"], errors)
+        yield _counter("crawl_problems", "Problems reported by crawls, by agency and kind "
+                       "(rejected: one element that could not become an item).",
+                       ["agency", "kind"], problems)
         yield _counter("feed_requests", "Requests for feed files, by path class and status.",
                        ["path_class", "code"], feed_requests)
         yield _gauge("items", "Items held in the archive, by agency.", ["agency"], items)

@@ -35,6 +35,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from crawler.config import Schedule
+from crawler.problems import Problem
 from crawler.sanitize import truncate
 from crawler.timeutil import isoformat, localize
 
@@ -44,21 +45,20 @@ BACKOFF = 2.0  # wait factor per further consecutive failure
 ERROR_CHARS = 500  # longest error line kept in the schedule table
 MAX_BACKOFF_STEPS = 64  # beyond this the cap has long been reached; keeps the numbers small
 
-# Error texts that name a problem incidents report on its own (scheduler/incidents.py). They
-# come first in an error line, so truncating a long line never hides them.
-KIND_MARKERS = {
-    "layout-changed": ("layout changed",),
-    "access-refused": ("every access strategy was refused", "access refused"),
-    "timeout": ("crawl timed out",),
-    "crashed": ("crawl crashed",),
+# Problem kinds (crawler/problems.py) that incidents report on their own (scheduler/incidents.py).
+INCIDENT_KINDS = {
+    "layout_changed": "layout-changed",
+    "access_refused": "access-refused",
+    "timeout": "timeout",
+    "crashed": "crashed",
+    "unexpected": "unexpected",
 }
 _DATES = ("next_crawl", "last_crawl", "last_success", "last_error_at")
 
 
-def error_kinds(text: str | None) -> set[str]:
-    """The incident kinds an error text names (see KIND_MARKERS)."""
-    low = (text or "").casefold()
-    return {kind for kind, markers in KIND_MARKERS.items() if any(m in low for m in markers)}
+def incident_kinds(problem_kinds: Iterable[str]) -> set[str]:
+    """The incident kinds that these problem kinds name."""
+    return {INCIDENT_KINDS[k] for k in problem_kinds if k in INCIDENT_KINDS}
 
 
 def one_line(text: str, limit: int = ERROR_CHARS) -> str:
@@ -95,6 +95,7 @@ class AgencyState:
     last_error_at: datetime | None = None
     consecutive_failures: int = 0
     last_new: int = 0
+    last_kinds: tuple[str, ...] = ()  # incident kinds of the last failed crawl
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> AgencyState:
@@ -106,6 +107,7 @@ class AgencyState:
             last_error=row.get("last_error"),
             consecutive_failures=int(row.get("consecutive_failures") or 0),
             last_new=int(row.get("last_new") or 0),
+            last_kinds=tuple(k for k in str(row.get("last_kinds") or "").split(",") if k),
             **dates,
         )
 
@@ -114,7 +116,7 @@ class AgencyState:
         row: dict[str, Any] = {
             "agency": self.agency, "interval": self.interval,
             "last_error": self.last_error, "consecutive_failures": self.consecutive_failures,
-            "last_new": self.last_new,
+            "last_new": self.last_new, "last_kinds": ",".join(self.last_kinds) or None,
         }  # fmt: skip
         for f in _DATES:
             value = getattr(self, f)
@@ -124,7 +126,7 @@ class AgencyState:
 
 @dataclass(frozen=True)
 class CrawlOutcome:
-    """What one crawl of one agency did, as the schedule and the incidents need it."""
+    """What one crawl of one target did, as the schedule and the incidents need it."""
 
     ok: bool
     new: int
@@ -132,17 +134,30 @@ class CrawlOutcome:
     error: str | None  # one line for people (and the schedule table); None when ok
     timed_out: bool = False
     crashed: bool = False
-    errors: tuple[str, ...] = ()  # every error, one line each, the named kinds first
+    errors: tuple[str, ...] = ()  # every error, one line each, the incident kinds first
+    kinds: frozenset[str] = frozenset()  # incident kinds (INCIDENT_KINDS values) it shows
+    evidence: tuple[tuple[str, str], ...] = ()  # (incident kind, the line that shows it)
 
     @classmethod
     def failed(cls, errors: Iterable[str], *, new: int = 0, updated: int = 0,
-               timed_out: bool = False, crashed: bool = False) -> CrawlOutcome:
-        lines = [one_line(e) for e in errors if e and str(e).strip()] or ["the crawl failed"]
-        lines.sort(key=lambda e: not error_kinds(e))  # stable: named problems first
+               timed_out: bool = False, crashed: bool = False,
+               problems: Iterable[tuple[str, str]] = ()) -> CrawlOutcome:
+        """A failed crawl: `errors` are lines for people, `problems` (problem kind, line)."""
+        problems = [(kind, one_line(line)) for kind, line in problems]
+        named = [(INCIDENT_KINDS[k], line) for k, line in problems if k in INCIDENT_KINDS]
+        if timed_out:
+            named.insert(0, ("timeout", one_line(next(iter(errors), "crawl timed out"))))
+        if crashed:
+            named.insert(0, ("crashed", one_line(next(iter(errors), "crawl crashed"))))
+        lines = [line for _, line in named]
+        lines += [one_line(e) for e in errors if e and str(e).strip() and one_line(e) not in lines]
+        lines += [line for _, line in problems if line not in lines]
+        lines = lines or ["the crawl failed"]
         head = "; ".join(lines)
         if len(lines) > 1:
             head = f"{len(lines)} errors: {head}"
-        return cls(False, new, updated, one_line(head), timed_out, crashed, tuple(lines))
+        return cls(False, new, updated, one_line(head), timed_out, crashed, tuple(lines),
+                   frozenset(kind for kind, _ in named), tuple(named))
 
     @classmethod
     def timeout(cls, seconds: float, detail: str = "") -> CrawlOutcome:
@@ -157,48 +172,34 @@ class CrawlOutcome:
 
     @classmethod
     def from_summary(cls, summary: Any, *, agency: str) -> CrawlOutcome:
-        """Read a CrawlSummary.to_dict() of a crawl of `agency`.
+        """Read a CrawlSummary.to_dict() of a crawl of `agency` (a target "agency/lang", or an
+        agency, whose "agency/lang" targets are then all its own).
 
-        Counts and errors come from the agency's targets ("agency/lang"; all targets when none
-        is named so), else from "totals". The daemon may add top-level keys for what it saw of
-        the child process: "error" (text), "timed_out" and "crashed" (booleans). A summary with
-        neither targets nor totals is a failure: a crawl that ran always reports something."""
+        Counts and problems come from the agency's targets plus the crawl-wide ones (no "/":
+        "crawl", "feeds"), whose failing problems are every agency's; a target's problems of a
+        kind that is no failure (a rejected element) leave it ok. A summary with no target of
+        the agency and no crawl-wide one is a failure: a crawl that ran always reports."""
         if not isinstance(summary, Mapping):
             return cls.crash(f"the crawl printed {type(summary).__name__}, not a summary")
         targets = [t for t in summary.get("targets") or () if isinstance(t, Mapping)]
-        # The agency's targets: "agency", "agency/lang", or exactly `agency` when that is itself
-        # an "agency/lang" key (the daemon's per-language schedule); plus crawl-wide targets
-        # (no "/": "crawl", "feeds"), whose errors are every agency's.
+
         def owned(target: Mapping[str, Any]) -> bool:
             name = str(target.get("target", ""))
             return "/" not in name or agency in (name, name.split("/")[0])
 
         mine = [t for t in targets if owned(t)]
-        targets = mine or targets
-        totals = summary.get("totals") if isinstance(summary.get("totals"), Mapping) else {}
-        errors: list[str] = []
-        if targets:
-            new = sum(_count(t.get("new")) for t in targets)
-            updated = sum(_count(t.get("updated")) for t in targets)
-            for t in targets:
-                errors += [f"{t.get('target', agency)}: {e}" for e in t.get("errors") or ()]
-        else:
-            new, updated = _count(totals.get("new")), _count(totals.get("updated"))
-            if _count(totals.get("errors")):
-                errors.append(f"{_count(totals.get('errors'))} error(s), not detailed")
-        timed_out, crashed = bool(summary.get("timed_out")), bool(summary.get("crashed"))
-        detail = str(summary.get("error") or "").strip()
-        if not (targets or totals or timed_out or crashed or detail):
-            errors.append(f"the crawl summary reports nothing for {agency}")
-        if timed_out:
-            errors.insert(0, "crawl timed out" + (f": {detail}" if detail else ""))
-        elif crashed:
-            errors.insert(0, f"crawl crashed: {detail or 'no detail'}")
-        elif detail:
-            errors.insert(0, detail)
-        if errors:
-            return cls.failed(errors, new=new, updated=updated, timed_out=timed_out,
-                              crashed=crashed)
+        new = sum(_count(t.get("new")) for t in mine)
+        updated = sum(_count(t.get("updated")) for t in mine)
+        problems: list[tuple[str, str]] = []
+        for t in mine:
+            for raw in t.get("problems") or ():
+                problem = Problem.from_dict(raw) if isinstance(raw, Mapping) else None
+                if problem is not None and problem.fails:
+                    problems.append((str(problem.kind), f"{problem.target}: {problem.line()}"))
+        if not any("/" in str(t.get("target", "")) for t in mine) and not problems:
+            problems.append(("unexpected", f"the crawl summary reports nothing for {agency}"))
+        if problems:
+            return cls.failed([], new=new, updated=updated, problems=problems)
         return cls(True, new, updated, None)
 
 
@@ -262,7 +263,8 @@ class Policy:
         else:
             failures = state.consecutive_failures + 1
             wait = interval * self.backoff ** min(failures - 1, MAX_BACKOFF_STEPS)
-            last = {"last_error": outcome.error or "the crawl failed", "last_error_at": stamp}
+            last = {"last_error": outcome.error or "the crawl failed", "last_error_at": stamp,
+                    "last_kinds": tuple(sorted(outcome.kinds))}
         return replace(
             state, interval=interval, next_crawl=self._next(now, wait), last_crawl=stamp,
             consecutive_failures=failures, last_new=outcome.new, **last,

@@ -13,7 +13,7 @@ import json
 import random
 import signal
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from twisted.python.failure import Failure
 from crawler.config import Config, Schedule
 from crawler.runner import project_settings
 from crawler.store import Archive
+from crawler.summary import TargetSummary
 from crawler.timeutil import utcnow
 from scheduler.daemon import BATCH_WINDOW, Daemon
 
@@ -192,15 +193,19 @@ def make(tmp_path: Path) -> Iterator[Any]:
         daemon.archive.close()
 
 
-def target(name: str, *, new: int = 0, updated: int = 0, errors: list[str] | None = None,
-           requests: int = 3) -> dict[str, Any]:
-    return {"target": name, "found": new + updated, "new": new, "updated": updated,
-            "unchanged": 0, "pages": 1, "requests": requests, "strategy": "k6v1",
-            "incomplete": [], "skipped": [], "errors": errors or []}
+def target(name: str, *, new: int = 0, updated: int = 0,
+           problems: list[tuple[str, str]] | None = None, requests: int = 3) -> dict[str, Any]:
+    """A target of a crawl summary as CrawlSummary.to_dict() writes it; `problems` are
+    (kind, message) pairs (crawler.problems.ProblemKind values)."""
+    t = TargetSummary(name, found=new + updated, new=new, updated=updated, pages=1,
+                      requests=requests, strategy="k6v1")
+    for kind, message in problems or ():
+        t.add(kind, message)
+    return t.to_dict()
 
 
 def summary(*targets: dict[str, Any]) -> dict[str, Any]:
-    return {"targets": list(targets), "totals": {}, "changed_agencies": []}
+    return {"targets": list(targets), "totals": {}}
 
 
 def when(row: dict[str, Any], column: str) -> datetime:
@@ -346,7 +351,8 @@ def test_failures_back_off_open_one_failing_incident_and_a_recovery(
     h = make(["mod/en"])
     h.crawl(summary(target("mod/en", new=3)))
     interval = h.row("mod/en")["interval"]
-    broken = summary(target("mod/en", errors=["HTTP 500 from http://mock/api (after retries)"]))
+    broken = summary(target("mod/en", problems=[
+        ("http_error", "HTTP 500 from http://mock/api (after retries)")]))
     waits = []
     for failures in range(1, 6):
         h.advance(interval)
@@ -388,11 +394,47 @@ def test_a_hung_crawl_is_killed_at_the_timeout_and_recorded(make: Any) -> None:
     h.reactor.advance(0)
     for key in ("mod/en", "mfa/en"):
         row = h.row(key)
-        assert row["last_error"] == f"crawl timed out after {TIMEOUT} s"
+        assert row["last_error"] == f"crawl timed out after {TIMEOUT} s: this target had not " \
+            "finished"
         assert row["consecutive_failures"] == 1
     assert sorted((i["agency"], i["kind"]) for i in h.daemon.archive.incidents()) == [
         ("mfa/en", "timeout"), ("mod/en", "timeout")]
     assert h.daemon.running is None
+
+
+def test_a_timed_out_batch_fails_only_the_targets_that_had_not_finished(make: Any) -> None:
+    h = make(["mod/en", "mfa/en"])
+    child = h.start_batch()
+    # mod/en's walk completed (its mark is in the archive) before mfa/en hung.
+    h.daemon.archive.set_high_water("mod", "en", None)
+    h.advance(TIMEOUT)
+    child.exit(signo=signal.SIGKILL)
+    h.reactor.advance(0)
+    assert h.row("mod/en")["consecutive_failures"] == 0
+    assert h.row("mod/en")["last_success"] is not None
+    assert h.row("mfa/en")["consecutive_failures"] == 1
+    assert [(i["agency"], i["kind"]) for i in h.daemon.archive.incidents()] == [
+        ("mfa/en", "timeout")]
+
+
+def test_a_poison_target_never_marks_its_batch_mates_failing(make: Any) -> None:
+    h = make(["mod/en", "mfa/en", "astana/en"], replace(STEADY, failure_threshold=1))
+    h.crawl(summary(
+        target("mod/en", new=2),
+        target("mfa/en", new=1, problems=[("unexpected", "OverflowError: date value out of "
+                                           "range"), ("rejected", "date out of range")]),
+        target("astana/en", new=1, problems=[("rejected", "bad id 'abc'")]),
+    ))
+    assert h.row("mod/en")["consecutive_failures"] == 0
+    assert h.row("astana/en")["consecutive_failures"] == 0  # a reject costs only itself
+    poisoned = h.row("mfa/en")
+    assert poisoned["consecutive_failures"] == 1
+    assert "OverflowError" in poisoned["last_error"] and "rejected" not in poisoned["last_error"]
+    assert poisoned["last_kinds"] == "unexpected"
+    assert sorted((i["agency"], i["kind"]) for i in h.daemon.archive.incidents()) == [
+        ("mfa/en", "failing"), ("mfa/en", "unexpected")]
+    assert metric(h.daemon, "crawl_problems_total", agency="astana", kind="rejected") == 1
+    assert metric(h.daemon, "crawl_problems_total", agency="mfa", kind="unexpected") == 1
 
 
 @pytest.mark.parametrize(
@@ -424,9 +466,10 @@ def test_a_crash_is_recorded_with_a_one_line_reason(make: Any, exit: dict[str, A
 @pytest.mark.parametrize(
     ("general", "expected"),
     [
-        ([], "not crawled"),
-        ([target("crawl", errors=["the crawl ended early: shutdown"])],
-         "the crawl ended early: shutdown"),
+        ([], "the crawl summary reports nothing for mfa/en"),
+        ([target("crawl", problems=[
+        ("unexpected", "the crawl ended early: shutdown")])],
+         "crawl: unexpected: the crawl ended early: shutdown"),
     ],
 )
 def test_a_target_missing_from_the_summary_failed(make: Any, general: list[dict[str, Any]],
@@ -439,7 +482,7 @@ def test_a_target_missing_from_the_summary_failed(make: Any, general: list[dict[
     # An error of the whole crawl (not of one target) is every target's error.
     reached = h.row("mod/en")
     assert reached["consecutive_failures"] == (1 if general else 0)
-    assert reached["last_error"] == (f"crawl: {expected}" if general else None)
+    assert reached["last_error"] == (expected if general else None)
 
 
 def test_a_child_that_cannot_be_started_is_a_crash_not_a_stuck_daemon(make: Any) -> None:
@@ -516,7 +559,8 @@ def test_stop_terminates_the_running_crawl_and_waits_for_it(make: Any) -> None:
     assert child.signals == [signal.SIGTERM]
     h.advance(1)  # the grace period is over
     assert child.signals == [signal.SIGTERM, signal.SIGKILL]
-    child.exit(summary(target("mod/en", errors=["the crawl ended early: shutdown"])),
+    child.exit(summary(target("mod/en", problems=[
+        ("unexpected", "the crawl ended early: shutdown")])),
                signo=signal.SIGKILL)
     assert done.called
     # Being stopped says nothing about the agency: its row and jobs are as they were.
@@ -532,7 +576,8 @@ def test_a_child_that_stops_in_time_is_not_killed(make: Any) -> None:
     h = make(["mod/en"])
     child = h.start_batch()
     done = h.daemon.stop()
-    child.exit(summary(target("mod/en", errors=["the crawl ended early: shutdown"])), code=1)
+    child.exit(summary(target("mod/en", problems=[
+        ("unexpected", "the crawl ended early: shutdown")])), code=1)
     h.advance(10)
     assert child.signals == [signal.SIGTERM]
     assert done.called and not h.jobs.running

@@ -30,6 +30,7 @@ from crawler.extract.rss import parse_official_rss, rss_url
 from crawler.items import LANGS, NewsItem, ResponseSample, SyncMark
 from crawler.middlewares import AccessRefused, UseRssFallback
 from crawler.paths import db_path
+from crawler.problems import ProblemKind
 from crawler.summary import TargetSummary, summary_for
 from crawler.sync import PagingPlan
 
@@ -159,11 +160,13 @@ class GovkzSpider(scrapy.Spider):
         target = self._target(walk)
         target.pages += 1
         try:
-            items = parse_news_list(response.body, agency=walk.agency, lang=walk.lang,
-                                    site=self.site)
+            found = parse_news_list(response.body, agency=walk.agency, lang=walk.lang,
+                                    site=self.site, url=response.url)
         except LayoutChanged as exc:
             yield from self.layout_changed(walk, response, exc)
             return
+        items = found.items
+        yield from found.rejects  # stored and counted by the pipelines; the walk goes on
         if page == 1:
             walk.newest = PagingPlan.newest(items)
         known = self.archive.known_hashes(walk.agency, walk.lang, [i.id for i in items])
@@ -177,23 +180,27 @@ class GovkzSpider(scrapy.Spider):
                 hashes[item.id] = known[item.id]
             else:
                 walk.pending_details += 1
-                yield self._api_request(detail_url(self.site, item.id), walk, self.parse_detail)
-        more, why = walk.plan.next_page(page, items, known, hashes)
-        self.logger.info("%s page %d: %d items; %s", walk.name, page, len(items), why)
+                yield self._api_request(detail_url(self.site, item.id), walk, self.parse_detail,
+                                        item_id=item.id)
+        more, why = walk.plan.next_page(page, items, known, hashes, rejected=len(found.rejects))
+        self.logger.info("%s page %d: %d items, %d rejected; %s", walk.name, page, len(items),
+                         len(found.rejects), why)
         if more:
             yield self.list_request(walk, page + 1)
         else:
             walk.paging_done = True
             yield from self._maybe_finish(walk)
 
-    def parse_detail(self, response: Response, walk: Walk) -> Iterator[Any]:
+    def parse_detail(self, response: Response, walk: Walk, item_id: int) -> Iterator[Any]:
         walk.pending_details -= 1
         try:
-            yield parse_news_detail(response.body, agency=walk.agency, lang=walk.lang,
-                                    site=self.site)
+            found = parse_news_detail(response.body, agency=walk.agency, lang=walk.lang,
+                                      site=self.site, expected_id=item_id, url=response.url)
         except LayoutChanged as exc:
             yield from self.layout_changed(walk, response, exc)
             return
+        yield from found.items
+        yield from found.rejects
         yield from self._maybe_finish(walk)
 
     def _maybe_finish(self, walk: Walk) -> Iterator[Any]:
@@ -206,20 +213,30 @@ class GovkzSpider(scrapy.Spider):
         target.pages += 1
         target.strategy = "rss (API refused)"
         try:
-            result = parse_official_rss(response.body, agency=walk.agency, lang=walk.lang,
-                                        site=self.site)
+            found = parse_official_rss(response.body, agency=walk.agency, lang=walk.lang,
+                                       site=self.site, url=response.url)
         except LayoutChanged as exc:
             yield from self.layout_changed(walk, response, exc)
             return
-        target.skipped += [f"RSS item without an id: {what}" for what in result.skipped]
-        yield from result.items
+        yield from found.items
+        yield from found.rejects
         # RSS shows only the newest items: not a complete walk, so the mark stays put.
 
     # --- failures -----------------------------------------------------------------------------
 
+    def problem_target(self, request: scrapy.Request) -> str:
+        """The target an unexpected exception on `request` is charged to (crawler/contain.py);
+        the walk stops there, so its mark stays put and the next crawl goes over it again."""
+        walk = request.cb_kwargs.get("walk")
+        if isinstance(walk, Walk):
+            walk.failed = True
+            return walk.name
+        return "crawl"
+
     def layout_changed(self, walk: Walk, response: Response, exc: LayoutChanged) -> Iterator[Any]:
         walk.failed = True
-        self._target(walk).errors.append(f"layout changed: {exc.reason} ({response.url})")
+        self._target(walk).add(ProblemKind.LAYOUT_CHANGED, f"layout changed: {exc.reason}",
+                               response.url)
         yield ResponseSample(walk.agency, walk.lang, response.url, response.status, exc.reason,
                              response.body[:65536])
 
@@ -235,26 +252,29 @@ class GovkzSpider(scrapy.Spider):
                 )
             return
         walk.failed = True
-        self._target(walk).errors.append(describe_failure(failure))
+        kind, message = describe_failure(failure)
+        self._target(walk).add(kind, message, request.url)
 
     def rss_failed(self, failure: Failure) -> None:
         walk: Walk = failure.request.cb_kwargs["walk"]
-        self._target(walk).errors.append(
-            "every access strategy was refused and the official RSS failed too: "
-            + describe_failure(failure)
+        _, message = describe_failure(failure)
+        self._target(walk).add(
+            ProblemKind.ACCESS_REFUSED,
+            "every access strategy was refused and the official RSS failed too: " + message,
+            failure.request.url,
         )
 
 
-def describe_failure(failure: Failure) -> str:
-    """One line for a failed request: what went wrong, never a traceback."""
+def describe_failure(failure: Failure) -> tuple[ProblemKind, str]:
+    """The kind and one line for a failed request: what went wrong, never a traceback."""
     url = failure.request.url if getattr(failure, "request", None) else ""
     if failure.check(HttpError):
         status = failure.value.response.status
-        return f"HTTP {status} from {url} (after retries)" if status >= 500 else \
-            f"HTTP {status} from {url}"
+        retried = " (after retries)" if status >= 500 else ""
+        return ProblemKind.HTTP_ERROR, f"HTTP {status} from {url}{retried}"
     if failure.check(AccessRefused):
-        return f"access refused: {failure.getErrorMessage()}"
+        return ProblemKind.ACCESS_REFUSED, f"access refused: {failure.getErrorMessage()}"
     # Scrapy >= 2.13 raises its own DownloadTimeoutError; Twisted's is kept for older paths.
     if failure.check(DownloadTimeoutError, TwistedTimeoutError):
-        return f"timed out: {url}"
-    return f"{failure.type.__name__}: {failure.getErrorMessage()} ({url})"
+        return ProblemKind.TIMEOUT, f"timed out: {url}"
+    return ProblemKind.HTTP_ERROR, f"{failure.type.__name__}: {failure.getErrorMessage()} ({url})"
