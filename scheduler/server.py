@@ -19,6 +19,7 @@ import logging
 import os
 import stat
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -48,6 +49,13 @@ FEED_TYPES = {
 OPML_INDEX = "index.opml"
 HTML = "text/html; charset=utf-8"
 JSON = "application/json; charset=utf-8"
+
+# Limits on a request head, the request line included, counted without line ends. Past them the
+# answer is 431 (414 for an over-long request line) and the connection is closed.
+MAX_HEADER_LINE = 16 * 1024  # one line; a folded continuation line counts on its own
+MAX_HEADERS_SIZE = 64 * 1024  # all lines of one request head
+MAX_HEADERS = 100  # header fields of one request
+REJECT_LINGER = 5.0  # seconds a rejected client gets to stop sending before the hard close
 
 
 # --- feed files ----------------------------------------------------------------------------------
@@ -114,6 +122,36 @@ def etag_matches(if_none_match: bytes, etag: bytes) -> bool:
     return etag.removeprefix(b"W/") in tags
 
 
+def plan_range(ranges: Sequence[tuple[int | None, int | None]], size: int) -> tuple[int, int, int]:
+    """How to answer the parsed Range `ranges` of a `size`-byte file: (status, offset, length).
+
+    Never multipart: a client asking for many ranges gets at most the file's size. The rule:
+    ranges that miss the file are dropped; none left is 416; if the rest overlap or touch, the
+    one span covering exactly them is a 206 (RFC 9110 §15.3.7 lets a server coalesce them);
+    if they leave a gap it is 200 with the whole file (§14.2 lets a server ignore Range), as is
+    an empty list (no or malformed Range). A suffix longer than the file is the whole file.
+    """
+    if not ranges:
+        return http.OK, 0, size
+    spans = []
+    for start, end in ranges:
+        if start is None:  # "-N": the last N bytes (_parseRangeHeader sets one of the two)
+            start, end = max(size - (end or 0), 0), size - 1
+        else:
+            end = size - 1 if end is None else min(end, size - 1)
+        if start <= end:  # else it starts past the end of the file, or asks for its last 0
+            spans.append((start, end))
+    if not spans:
+        return http.REQUESTED_RANGE_NOT_SATISFIABLE, 0, 0
+    spans.sort()
+    first, last = spans[0]
+    for start, end in spans[1:]:
+        if start > last + 1:
+            return http.OK, 0, size
+        last = max(last, end)
+    return http.PARTIAL_CONTENT, first, last - first + 1
+
+
 class GzipCache:
     """Compressed bodies of recently served feeds, keyed by file identity and version."""
 
@@ -166,6 +204,17 @@ class FeedFile(static.File):
             fh = self.openForReading()
         except OSError:
             return pages.notFound().render(request)
+        try:
+            return self._respond(request, fh)
+        except BaseException:
+            # Whatever failed, the handle must not outlive the request (a 500 follows). Closing
+            # it again after a producer did is harmless.
+            fh.close()
+            raise
+
+    render_HEAD = render_GET
+
+    def _respond(self, request: server.Request, fh: IO[bytes]) -> bytes | int:
         st = os.fstat(fh.fileno())
         if not stat.S_ISREG(st.st_mode):
             fh.close()
@@ -195,10 +244,35 @@ class FeedFile(static.File):
             fh.close()
             self._setContentHeaders(request)
             return b""
-        self.makeProducer(request, fh).start()  # static.File's producers, Range included
+        self.makeProducer(request, fh).start()  # the producer closes fh when done or cut off
         return server.NOT_DONE_YET
 
-    render_HEAD = render_GET
+    def makeProducer(
+        self, request: server.Request, fileForReading: IO[bytes]
+    ) -> static.StaticProducer:
+        """static.File's producers and headers, with plan_range choosing what to send.
+
+        static.File's own choice answers several ranges with multipart/byteranges, one part per
+        range even when they overlap (100 x "0-" sent the file 100 times); its multipart producer
+        crashes on some part layouts and never closes the file; a suffix longer than the file
+        makes it seek before the start; and its log line for a non-UTF-8 Range raises.
+        """
+        header = request.getHeader(b"range")
+        try:
+            ranges = self._parseRangeHeader(header) if header is not None else []
+        except ValueError:
+            ranges = []  # malformed: ignored, as static.File does
+        code, offset, length = plan_range(ranges, self.getFileSize())
+        request.setResponseCode(code)
+        if code == http.PARTIAL_CONTENT:
+            request.setHeader(b"content-range", self._contentRange(offset, length))
+        elif code == http.REQUESTED_RANGE_NOT_SATISFIABLE:
+            request.setHeader(b"content-range", b"bytes */%d" % self.getFileSize())
+        self._setContentHeaders(request, length)
+        if code == http.OK:
+            # Reads to EOF rather than `length` bytes, so a file cut short cannot stall it.
+            return static.NoRangeStaticProducer(request, fileForReading)
+        return static.SingleRangeStaticProducer(request, fileForReading, offset, length)
 
 
 def _not_modified(request: server.Request, etag: bytes, mtime: int) -> bool:
@@ -211,7 +285,7 @@ def _not_modified(request: server.Request, etag: bytes, mtime: int) -> bool:
         return False
     try:
         return mtime <= http.stringToDatetime(since.split(b";", 1)[0])
-    except ValueError:
+    except (ValueError, IndexError):  # IndexError: an empty date, as in "If-Modified-Since: ;"
         return False
 
 
@@ -338,15 +412,72 @@ def _readable_dir(path: Path) -> bool:
 # --- site ----------------------------------------------------------------------------------------
 
 
+class BoundedHTTPChannel(http.HTTPChannel):
+    """An HTTPChannel that answers a request head over the limits above with 431 (414 when it is
+    the request line), where Twisted would answer a bare 400 or drop the connection silently.
+
+    The checks run just before Twisted's own, with its (documented) counters, so its 400 paths
+    are never reached for size.
+    """
+
+    MAX_LENGTH = MAX_HEADER_LINE  # LineReceiver's limit: calls lineLengthExceeded
+    totalHeadersSize = MAX_HEADERS_SIZE
+    maxHeaders = MAX_HEADERS
+    _rejected = False
+
+    def dataReceived(self, data: bytes) -> None:
+        if not self._rejected:  # after a rejection, input is read only to be thrown away
+            super().dataReceived(data)
+
+    def lineReceived(self, line: bytes) -> None:
+        if self._receivedHeaderSize + len(line) > self.totalHeadersSize:
+            self._reject(431)
+        else:
+            super().lineReceived(line)
+
+    def headerReceived(self, line: bytes) -> bool:
+        if self._receivedHeaderCount >= self.maxHeaders:
+            self._reject(431)
+            return False
+        return super().headerReceived(line)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        # Nothing of this request counted yet: the over-long line is its request line.
+        self._reject(414 if self._receivedHeaderSize == 0 else 431)
+
+    def _reject(self, code: int) -> None:
+        self._rejected = True
+        self.clearLineBuffer()
+        reason = b"URI Too Long" if code == 414 else b"Request Header Fields Too Large"
+        body = b"%s\n" % reason
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (code, reason, len(body), body)
+        )
+        # Half-close rather than close (RFC 9112 §9.6): closing with the rest of the client's
+        # request unread makes the kernel send a reset, which can destroy the answer before the
+        # client reads it. The client sees the end of the answer; the timeout (not reset by the
+        # discarded input) closes the connection if the client does not.
+        # Else, if an earlier answer made the transport pause this channel, the half-close would
+        # wait for a resume that never comes.
+        self.transport.unregisterProducer()
+        self.transport.loseWriteConnection()
+        self.setTimeout(REJECT_LINGER)
+        access_log.info("%s request head rejected: %d", _client(self.transport.getPeer()), code)
+
+
 class AccessLogSite(server.Site):
     """A Site that writes one access line per request to Python logging instead of Twisted's
     log, and stays quiet about starting and stopping."""
 
     noisy = False
     displayTracebacks = False
+    # The plain channel, not Twisted's wrapper that may switch to HTTP/2, which only happens
+    # over TLS and listen() serves plain TCP.
+    protocol = BoundedHTTPChannel
 
     def log(self, request: server.Request) -> None:
-        client = getattr(request.getClientAddress(), "host", "-")
+        client = _client(request.getClientAddress())
         agent = request.getHeader(b"user-agent") or b"-"
         access_log.info(
             '%s "%s %s %s" %d %d "%s"',
@@ -358,6 +489,10 @@ class AccessLogSite(server.Site):
             request.sentLength,
             agent.decode("ascii", "backslashreplace"),
         )
+
+
+def _client(address: object) -> str:
+    return getattr(address, "host", "-")
 
 
 def build_site(

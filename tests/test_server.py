@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -29,7 +30,16 @@ from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.threads import blockingCallFromThread
 
 from scheduler.metrics import Metrics
-from scheduler.server import accepts_gzip, build_site, etag_matches, listen
+from scheduler.server import (
+    MAX_HEADER_LINE,
+    MAX_HEADERS,
+    MAX_HEADERS_SIZE,
+    accepts_gzip,
+    build_site,
+    etag_matches,
+    listen,
+    plan_range,
+)
 from scheduler.status_page import AgencyStatus, relative
 
 NOW = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
@@ -38,6 +48,7 @@ ATOM = (
     + "<entry><title>Жаңалық — новость</title></entry>" * 200
     + "</feed>\n"
 ).encode()
+BIG = ATOM * 6  # over 64 KiB, where static.File's multipart producer crashed
 RSS = b"<?xml version='1.0'?><rss version='2.0'><channel><title>r</title></channel></rss>\n"
 OPML = b"<?xml version='1.0'?><opml version='2.0'><head/><body/></opml>\n"
 SECRET = b"SECRET-ARCHIVE-BYTES"
@@ -128,6 +139,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     feeds = data / "feeds"
     (feeds / "sub").mkdir(parents=True)
     (feeds / "all.atom").write_bytes(ATOM)
+    (feeds / "big.atom").write_bytes(BIG)
     (feeds / "astana.ru.rss").write_bytes(RSS)
     (feeds / "index.opml").write_bytes(OPML)
     (feeds / "sub" / "nested.atom").write_bytes(ATOM)
@@ -254,6 +266,11 @@ def test_if_modified_since_gives_304(port):
     earlier = parsedate_to_datetime(last_modified) - timedelta(seconds=1)
     since = formatdate(earlier.timestamp(), usegmt=True)
     assert fetch(port, "/feeds/all.atom", headers={"If-Modified-Since": since}).status == 200
+
+
+def test_an_empty_if_modified_since_is_ignored(port):
+    # Twisted's date parser raises IndexError on it; that was a 500.
+    assert fetch(port, "/feeds/all.atom", headers={"If-Modified-Since": ";"}).status == 200
 
 
 def test_if_none_match_decides_over_if_modified_since(port):
@@ -420,6 +437,187 @@ def test_one_access_log_line_per_request(port, caplog):
     assert len(lines) == 1
     assert '"GET /feeds/all.atom?from=test HTTP/1.1" 200' in lines[0]
     assert lines[0].startswith("127.0.0.1 ") and lines[0].endswith('"newsboat/2.39"')
+
+
+# --- hostile clients -----------------------------------------------------------------------------
+
+N = len(BIG)
+
+
+def byte_ranges(count: int, *, step: int, length: int) -> str:
+    return "bytes=" + ",".join(f"{i * step}-{i * step + length - 1}" for i in range(count))
+
+
+# (Range, status, the (offset, length) of BIG answered: None for all of it, () for nothing)
+RANGE_CASES = [
+    pytest.param("bytes=0-9", 206, (0, 10), id="one"),
+    pytest.param("bytes=0-9,20-29", 200, None, id="two-disjoint"),
+    pytest.param("bytes=0-9,10-19", 206, (0, 20), id="two-adjacent"),
+    pytest.param("bytes=5-15,0-9", 206, (0, 16), id="two-overlapping"),
+    pytest.param("bytes=" + ",".join(["0-"] * 100), 206, (0, N), id="100-overlapping"),
+    pytest.param("bytes=" + ",".join(["0-"] * 300), 206, (0, N), id="300-overlapping"),
+    pytest.param(byte_ranges(300, step=10, length=11), 206, (0, 3001), id="300-chain"),
+    pytest.param(byte_ranges(300, step=20, length=10), 200, None, id="300-disjoint"),
+    pytest.param("bytes=-100", 206, (N - 100, 100), id="suffix"),
+    pytest.param("bytes=-999999", 206, (0, N), id="suffix-longer-than-the-file"),
+    pytest.param("bytes=999999-", 416, (), id="unsatisfiable"),
+    pytest.param("bytes=999999-,888888-", 416, (), id="all-unsatisfiable"),
+    pytest.param("bytes=999999-,0-9", 206, (0, 10), id="one-unsatisfiable"),
+    pytest.param("bytes=9-0", 200, None, id="malformed"),
+    pytest.param("bytes=\xff", 200, None, id="malformed-not-utf8"),
+    pytest.param("items=0-9", 200, None, id="other-unit"),
+]
+
+
+@pytest.mark.parametrize(("ranges", "status", "part"), RANGE_CASES)
+def test_ranges_get_one_part_at_most_the_file(port, ranges, status, part):
+    reply = fetch(port, "/feeds/big.atom", headers={"Range": ranges})
+    assert reply.status == status
+    assert reply.header("Content-Type") == "application/atom+xml; charset=utf-8"  # not multipart
+    assert int(reply.header("Content-Length")) == len(reply.body) <= N
+    assert reply.header("ETag") and reply.header("Accept-Ranges") == "bytes"
+    if part is None:
+        assert (reply.body, reply.header("Content-Range")) == (BIG, None)
+    elif part == ():
+        assert (reply.body, reply.header("Content-Range")) == (b"", f"bytes */{N}")
+    else:
+        offset, length = part
+        assert reply.body == BIG[offset : offset + length]
+        assert reply.header("Content-Range") == f"bytes {offset}-{offset + length - 1}/{N}"
+
+
+@pytest.mark.parametrize(("ranges", "status", "part"), RANGE_CASES[::3])
+def test_ranges_are_ignored_when_gzipped(port, ranges, status, part):
+    # The gzip body is whole or nothing, as before: Range never applied to it.
+    headers = {"Range": ranges, "Accept-Encoding": "gzip"}
+    reply = fetch(port, "/feeds/big.atom", headers=headers)
+    assert (reply.status, reply.header("Content-Encoding")) == (200, "gzip")
+    assert reply.header("Content-Range") is None and reply.header("Accept-Ranges") is None
+    assert gzip.decompress(reply.body) == BIG
+
+
+def _fail(*args: object) -> None:
+    raise RuntimeError("injected")
+
+
+@pytest.mark.parametrize("fault", [None, "scheduler.server.FeedFile.makeProducer"])
+def test_no_file_descriptor_leaks(reactor, port, monkeypatch, fault):
+    """Hostile requests on one keep-alive connection: no socket opens or closes between the counts,
+    so any difference would be a feed file left open."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", "/feeds/big.atom")
+        assert read(conn.getresponse()).body == BIG
+        sock, before = conn.sock, len(os.listdir("/proc/self/fd"))
+        if fault:
+            monkeypatch.setattr(fault, _fail)
+        for _ in range(5):
+            for case in RANGE_CASES:
+                conn.request("GET", "/feeds/big.atom", headers={"Range": case.values[0]})
+                assert read(conn.getresponse()).status == (500 if fault else case.values[1])
+        # The producer closes the file before the last bytes reach the socket; this round trip
+        # also lets the reactor finish what it was doing when the client got them.
+        blockingCallFromThread(reactor, lambda: None)
+        assert len(os.listdir("/proc/self/fd")) == before
+        assert conn.sock is sock  # the same connection throughout
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("ranges", "expected"),
+    [
+        ([], (200, 0, 100)),
+        ([(0, 9)], (206, 0, 10)),
+        ([(0, None)], (206, 0, 100)),
+        ([(90, 200)], (206, 90, 10)),
+        ([(None, 10)], (206, 90, 10)),
+        ([(None, 500)], (206, 0, 100)),
+        ([(None, 0)], (416, 0, 0)),
+        ([(100, None)], (416, 0, 0)),
+        ([(0, 9), (10, 19)], (206, 0, 20)),
+        ([(0, 9), (11, 19)], (200, 0, 100)),
+        ([(50, 59), (0, 9), (5, 55)], (206, 0, 60)),
+        ([(0, None)] * 300, (206, 0, 100)),
+        ([(200, None), (0, 0)], (206, 0, 1)),
+    ],
+)
+def test_plan_range(ranges, expected):
+    assert plan_range(ranges, 100) == expected
+    assert plan_range([(0, None)], 0)[0] == 416  # an empty file has no satisfiable range
+
+
+BASE_HEAD = [b"GET /feeds/astana.ru.rss HTTP/1.1", b"Host: 127.0.0.1", b"Connection: close"]
+
+
+def request_head(lines: list[bytes], first: bytes = BASE_HEAD[0]) -> bytes:
+    return b"\r\n".join([first, *BASE_HEAD[1:], *lines]) + b"\r\n\r\n"
+
+
+def field(name: str, length: int) -> bytes:
+    """A header line of exactly `length` bytes."""
+    prefix = name.encode() + b": "
+    assert length > len(prefix)
+    return prefix + b"a" * (length - len(prefix))
+
+
+def head_of_size(total: int) -> bytes:
+    """A request head of `total` bytes, line ends not counted, with no line over the limit."""
+    left, lines = total - sum(map(len, BASE_HEAD)), []
+    while left:
+        length = min(left, MAX_HEADER_LINE)
+        lines.append(field(f"X-Fill-{len(lines)}", length))
+        left -= length
+    return request_head(lines)
+
+
+def request_line(length: int) -> bytes:
+    """A request line of exactly `length` bytes, for a feed that does not exist."""
+    return b"GET /feeds/%s HTTP/1.1" % (b"a" * (length - len(b"GET /feeds/ HTTP/1.1")))
+
+
+def headers(count: int) -> bytes:
+    """A request head with `count` header fields."""
+    return request_head([b"X-%d: a" % i for i in range(count - len(BASE_HEAD) + 1)])
+
+
+def send_raw(port: int, data: bytes) -> bytes:
+    """Send `data` and read until the server closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize(
+    ("head", "status"),
+    [
+        pytest.param(request_head([field("X-Big", MAX_HEADER_LINE + 1)]), 431, id="long-line"),
+        pytest.param(request_head([field("X-Big", MAX_HEADER_LINE)]), 200, id="line-at-limit"),
+        pytest.param(head_of_size(MAX_HEADERS_SIZE + 1), 431, id="large-head"),
+        pytest.param(head_of_size(MAX_HEADERS_SIZE), 200, id="head-at-limit"),
+        pytest.param(headers(MAX_HEADERS + 1), 431, id="many-fields"),
+        pytest.param(headers(MAX_HEADERS), 200, id="fields-at-limit"),
+        pytest.param(request_head([], request_line(MAX_HEADER_LINE + 1)), 414, id="long-uri"),
+        pytest.param(request_head([], request_line(MAX_HEADER_LINE)), 404, id="uri-at-limit"),
+    ],
+)
+def test_oversized_request_heads_get_431_and_a_close(port, head, status):
+    answer = send_raw(port, head)  # it returns once the server has closed the connection
+    assert answer.startswith(b"HTTP/1.1 %d " % status), answer[:100]
+    if status in (414, 431):
+        response_head, _, body = answer.partition(b"\r\n\r\n")
+        assert b"\r\nConnection: close" in response_head
+        assert body.endswith(b"Too Large\n" if status == 431 else b"Too Long\n")
+
+
+def test_431_after_a_good_request_on_the_same_connection(port):
+    good = b"GET /feeds/astana.ru.rss HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    answer = send_raw(port, good + headers(MAX_HEADERS + 1))
+    assert answer.startswith(b"HTTP/1.1 200 ") and RSS in answer
+    assert answer.count(b"HTTP/1.1 ") == 2 and b"\r\n\r\nHTTP/1.1 431 " in answer.replace(RSS, b"")
 
 
 # --- pages ---------------------------------------------------------------------------------------
