@@ -12,9 +12,10 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from crawler import logsetup
+from crawler.commands import UsageError
 from crawler.errors import ConfigError, GovkzError, ManifestError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -35,16 +36,35 @@ with `sqlite-utils data/news.db` or `datasette data/news.db`."""
 COMMANDS: dict[str, Any] = {}
 
 
-def build_parser() -> argparse.ArgumentParser:
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line on stderr: the problem and where help is.
+
+    argparse would print the whole usage first, which for `crawl` fills a screen and hides
+    the one line that matters; subcommand parsers inherit this class from add_subparsers.
+    """
+
+    def complain(self, message: str, *, hint: bool = True) -> None:
+        see = f" (see `{self.prog} --help`)" if hint else ""
+        print(f"{self.prog}: error: {message}{see}", file=sys.stderr)
+
+    def error(self, message: str) -> NoReturn:
+        self.complain(message)
+        sys.exit(EXIT_USAGE)
+
+
+def build_parser() -> Parser:
     from crawler import commands as crawler_commands
     from scheduler import commands as scheduler_commands
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="govkz-monitor", description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="more log output (-v: Scrapy's log, -vv: debug)")
+    parser.add_argument("--log-level", type=str.upper, choices=logsetup.LEVELS, default=None,
+                        help="log threshold for every logger, instead of -v (DEBUG also shows "
+                        "the tracebacks of failed downloads)")
     parser.add_argument("--config", type=Path, default=None, metavar="FILE",
                         help="TOML config file (default: $GOVKZ_CONFIG or ./govkz-monitor.toml)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -64,10 +84,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return EXIT_USAGE
-    logsetup.configure(args.verbose)
+    logsetup.configure(args.verbose, args.log_level)
     os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "crawler.settings")
     try:
         return COMMANDS[args.command](args)
+    except UsageError as exc:  # a flag's value that only the data can refute (e.g. a slug)
+        subparser(parser, args.command).complain(str(exc), hint=False)
+        return EXIT_USAGE
     except (ConfigError, ManifestError) as exc:
         print(f"govkz-monitor: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -77,6 +100,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("govkz-monitor: interrupted", file=sys.stderr)
         return 130
+
+
+def subparser(parser: argparse.ArgumentParser, command: str) -> Parser:
+    """The parser of one subcommand (for its name in error messages)."""
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices[command]
 
 
 if __name__ == "__main__":

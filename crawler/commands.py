@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import math
 import os
 import sys
 from datetime import date, datetime
@@ -14,6 +16,48 @@ from crawler.errors import ConfigError, GovkzError
 from crawler.items import LANGS
 
 EXIT_OK, EXIT_FAILED = 0, 1
+
+
+class UsageError(ConfigError):
+    """A flag's value the parser could not refute alone (it needs the registry or the archive):
+    the CLI prints it as the subcommand's one-line usage error and exits 2."""
+
+
+# --- argparse types: a bad number is a usage error before anything starts -----------------
+
+
+def _integer(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
+
+
+def positive_int(value: str) -> int:
+    """An integer >= 1 (pages, counts)."""
+    number = _integer(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value!r}")
+    return number
+
+
+def port_or_any(value: str) -> int:
+    """A TCP port, or 0 for any free one."""
+    number = _integer(value)
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port (0-65535, 0: any free one): {value!r}")
+    return number
+
+
+def positive_seconds(value: str) -> float:
+    """A duration in seconds, > 0 (an interval of 0 would spin; nan/inf never fire)."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {value!r}")
+    return seconds
 
 
 # --- shared options and settings ----------------------------------------------------------
@@ -116,6 +160,42 @@ def parse_since(value: str) -> datetime:
         raise argparse.ArgumentTypeError(f"not a date: {value!r} (use YYYY-MM-DD)") from None
 
 
+def archived_agencies(settings: Any) -> set[str]:
+    """Slugs in the archive's `agencies` table (what earlier refreshes saw); none if there is
+    no archive yet, which a usage check must not create."""
+    from crawler.paths import db_path
+    from crawler.store import Archive
+
+    path = db_path(settings)
+    if not path.is_file():
+        return set()
+    archive = Archive.open(path)
+    try:
+        return {row["slug"] for row in archive.agencies()}
+    finally:
+        archive.close()
+
+
+def check_agency_slugs(slugs: list[str], registry: Any, settings: Any) -> None:
+    """UsageError naming the slugs neither the registry nor the archive knows, with close
+    matches: gov.kz answers an unknown slug with an empty list, which would pass for "no news"."""
+    unknown = [slug for slug in dict.fromkeys(slugs) if slug not in registry]
+    if not unknown:
+        return
+    known = {agency.slug for agency in registry} | archived_agencies(settings)
+    unknown = [slug for slug in unknown if slug not in known]
+    if not unknown:
+        return
+    parts = []
+    for slug in unknown:
+        close = difflib.get_close_matches(slug, sorted(known), n=3)
+        parts.append(f"{slug!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+    raise UsageError(
+        f"argument --agency: unknown agency {', '.join(parts)}; `govkz-monitor agencies` lists "
+        "the known ones, `govkz-monitor agencies --refresh` reloads them from gov.kz"
+    )
+
+
 def cmd_crawl(args: argparse.Namespace) -> int:
     from crawler.access import parse_strategy_list
     from crawler.directory import crawl_targets, load_registry
@@ -129,7 +209,10 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     targets = args.target or []
     if any(t.count("/") != 1 or t.split("/")[1] not in LANGS for t in targets):
         raise ConfigError(f"--target expects SLUG/LANG with LANG in {', '.join(LANGS)}")
-    agencies = args.agency or ([] if targets else crawl_targets(load_registry(settings), config))
+    registry = load_registry(settings)
+    if args.agency:
+        check_agency_slugs(args.agency, registry, settings)
+    agencies = args.agency or ([] if targets else crawl_targets(registry, config))
     langs = args.lang or config.langs
     if not agencies and not targets:
         raise ConfigError("no agency to crawl: name one with --agency or enable some")
@@ -150,36 +233,81 @@ def cmd_crawl(args: argparse.Namespace) -> int:
 # --- agencies -----------------------------------------------------------------------------
 
 
+def _directory_failure(summary: Any) -> str | None:
+    """Why a directory crawl must not replace the registry (None: it may): it failed anywhere,
+    or it produced no agency at all."""
+    found = sum(t.found for name, t in summary.targets.items() if name.startswith("directory/"))
+    where: dict[str, list[str]] = {}  # message -> the languages (targets) that had it
+    for name, target in sorted(summary.targets.items()):
+        for problem in target.problems:
+            if problem.fails:
+                where.setdefault(problem.message, []).append(name.removeprefix("directory/"))
+    reasons = [f"{message} [{', '.join(names)}]" for message, names in where.items()]
+    if len(reasons) > 3:
+        reasons[3:] = [f"{len(reasons) - 3} more error(s)"]
+    reason = "; ".join(reasons)
+    if not found:
+        return f"gov.kz's directory gave no agencies ({reason or 'an empty list'})"
+    if reason:
+        return f"gov.kz's directory answered in part only ({found} agency rows came; {reason})"
+    return None
+
+
+def _kept_registry(settings: Any) -> str:
+    """What the failed refresh left in place, for its one line."""
+    from crawler.agencies import AgencyRegistry
+    from crawler.directory import refreshed_path
+
+    path = refreshed_path(settings)
+    if not path.exists():
+        shipped = len(AgencyRegistry.load())
+        return f"wrote nothing to {path}; the shipped registry ({shipped} agencies) stays in use"
+    try:
+        return f"kept the registry at {path} with {len(AgencyRegistry.load(path))} agencies"
+    except ConfigError as exc:
+        return f"kept the registry at {path} untouched ({exc})"
+
+
+def refresh_agencies(settings: Any) -> int:
+    """`agencies --refresh`: read gov.kz's directory into the archive, then rewrite
+    DATA/agencies.toml from it, but only after a refresh that worked and found agencies."""
+    from crawler.agencies import AgencyRegistry
+    from crawler.directory import from_records, refreshed_path
+    from crawler.paths import db_path
+    from crawler.runner import run_spider
+    from crawler.spiders.agencies import AgenciesSpider
+    from crawler.store import Archive
+
+    settings.set("GOVKZ_PUBLISH_FEEDS", False, priority="cmdline")
+    summary = run_spider(AgenciesSpider, settings)
+    failure = _directory_failure(summary)
+    if failure:
+        print(f"agencies --refresh: {failure}; {_kept_registry(settings)}", file=sys.stderr)
+        return EXIT_FAILED
+    archive = Archive.open(db_path(settings))
+    try:
+        records = {
+            row["slug"]: {
+                "names": {lang: row[f"name_{lang}"] for lang in LANGS if row[f"name_{lang}"]},
+                "parent": row["parent"],
+            }
+            for row in archive.agencies()
+        }
+    finally:
+        archive.close()
+    refreshed = AgencyRegistry(from_records(records))
+    refreshed.to_toml(refreshed_path(settings))  # a temporary file, then os.replace
+    print(summary.render(), file=sys.stderr)
+    print(f"{len(refreshed)} agencies saved to {refreshed_path(settings)}", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_agencies(args: argparse.Namespace) -> int:
-    from crawler.directory import crawl_targets, from_records, load_registry, refreshed_path
+    from crawler.directory import crawl_targets, load_registry
 
     settings = settings_for(args, GOVKZ_BASE_URL=args.base_url)
-    if args.refresh:
-        from crawler.agencies import AgencyRegistry
-        from crawler.paths import db_path
-        from crawler.runner import run_spider
-        from crawler.spiders.agencies import AgenciesSpider
-        from crawler.store import Archive
-
-        settings.set("GOVKZ_PUBLISH_FEEDS", False, priority="cmdline")
-        summary = run_spider(AgenciesSpider, settings)
-        archive = Archive.open(db_path(settings))
-        try:
-            records = {
-                row["slug"]: {
-                    "names": {lang: row[f"name_{lang}"] for lang in LANGS if row[f"name_{lang}"]},
-                    "parent": row["parent"],
-                }
-                for row in archive.agencies()
-            }
-        finally:
-            archive.close()
-        refreshed = AgencyRegistry(from_records(records))
-        refreshed.to_toml(refreshed_path(settings))
-        print(summary.render(), file=sys.stderr)
-        print(f"{len(refreshed)} agencies saved to {refreshed_path(settings)}", file=sys.stderr)
-        if not summary.ok:
-            return EXIT_FAILED
+    if args.refresh and refresh_agencies(settings) != EXIT_OK:
+        return EXIT_FAILED
     registry = load_registry(settings)
     crawled = set(crawl_targets(registry, load_config_for(args)))
     rows = [
@@ -203,7 +331,7 @@ def cmd_agencies(args: argparse.Namespace) -> int:
 def cmd_feeds(args: argparse.Namespace) -> int:
     from crawler.pipelines import publish
 
-    report = publish(settings_for(args, GOVKZ_PUBLIC_URL=args.public_url), agencies=None)
+    report = publish(settings_for(args, GOVKZ_PUBLIC_URL=args.public_url), full=args.all)
     print(f"{report.feeds} feeds: {len(report.written)} written, {report.unchanged} unchanged")
     return EXIT_OK
 
@@ -265,12 +393,13 @@ def register(sub: Any) -> dict[str, Any]:
         "and language; exits 1 if any failed.",
     )
     crawl.add_argument("--agency", action="append", metavar="SLUG",
-                       help="agency slug, repeatable (default: the enabled agencies)")
+                       help="agency slug, repeatable (default: the enabled agencies); one the "
+                       "registry and the archive do not know is a usage error")
     crawl.add_argument("--lang", action="append", choices=LANGS,
                        help="language, repeatable (default: the config's, else ru kk en)")
     crawl.add_argument("--target", action="append", metavar="SLUG/LANG",
                        help="one agency in one language, repeatable (instead of --agency/--lang)")
-    crawl.add_argument("--backfill", type=int, default=None, metavar="N",
+    crawl.add_argument("--backfill", type=positive_int, default=None, metavar="N",
                        help="walk at least N pages back (default for new agencies: "
                        "GOVKZ_BACKFILL_PAGES=2)")
     crawl.add_argument("--since", type=parse_since, default=None, metavar="DATE",
@@ -286,7 +415,8 @@ def register(sub: Any) -> dict[str, Any]:
         "agencies", help="list the agency registry; --refresh reloads it from gov.kz",
         description="List the known agencies (slug, kind, name); * marks those crawled. "
         "--refresh reads gov.kz's directory (GraphQL projectdetails) into DATA/agencies.toml; "
-        "refreshed agencies are not crawled until enabled in the config.",
+        "refreshed agencies are not crawled until enabled in the config. A refresh that fails "
+        "anywhere or finds no agency leaves DATA/agencies.toml as it was and exits 1.",
     )
     agencies.add_argument("--refresh", action="store_true", help="reload from gov.kz first")
     agencies.add_argument("--base-url", default=None, metavar="URL", help="see crawl --base-url")
@@ -294,11 +424,15 @@ def register(sub: Any) -> dict[str, Any]:
     json_option(agencies)
 
     feeds = sub.add_parser(
-        "feeds", help="rewrite every feed from the archive",
-        description="Rewrite all feeds in DATA/feeds/ from DATA/news.db (only files whose "
-        "content changed are touched).",
+        "feeds", help="bring the feeds up to date with the archive",
+        description="Rewrite the feeds in DATA/feeds/ that are behind DATA/news.db: those of "
+        "every agency and language with an item stored or edited since they were last written, "
+        "whichever crawl stored it (a killed one too). Only files whose content changed are "
+        "touched. --all rewrites every feed.",
     )
     data_option(feeds)
+    feeds.add_argument("--all", action="store_true",
+                       help="rewrite every feed, not only those behind the archive")
     feeds.add_argument("--public-url", default=None,
                        help="base URL the feeds are served from (self links, OPML)")
 

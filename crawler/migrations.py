@@ -299,6 +299,15 @@ def crawls_problems_and_killed(db: Database) -> None:
                                 requests)
         SELECT id, kind, target, started, finished, status, found, new, updated, unchanged,
                skipped, incomplete, errors, error_count, strategy, requests FROM crawls""")
+    # Keep AUTOINCREMENT's counter: a deleted crawl's id must never be handed out again.
+    db.execute("""
+        UPDATE sqlite_sequence SET seq = MAX(seq, COALESCE(
+            (SELECT seq FROM sqlite_sequence WHERE name = 'crawls'), 0))
+        WHERE name = 'crawls_new'""")
+    db.execute("""
+        INSERT INTO sqlite_sequence (name, seq)
+        SELECT 'crawls_new', seq FROM sqlite_sequence WHERE name = 'crawls'
+        AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'crawls_new')""")
     db.execute("DROP TABLE crawls")
     db.execute("ALTER TABLE crawls_new RENAME TO crawls")
     db.execute("CREATE INDEX idx_crawls_status ON crawls (status)")

@@ -11,6 +11,7 @@ from typing import Any
 
 from scrapy.settings import Settings
 
+from crawler.problems import ProblemKind
 from crawler.summary import CrawlSummary, summary_for
 
 
@@ -36,11 +37,15 @@ def run_spider(spider: type | str, settings: Settings, **spider_args: Any) -> Cr
     summary = summary_for(crawler)
     reason = (crawler.stats.get_value("finish_reason") if crawler.stats else None) or "unknown"
     if reason != "finished":
-        summary.target("crawl").errors.append(f"the crawl ended early: {reason}")
+        kind = ProblemKind.TIMEOUT if "timeout" in reason else ProblemKind.UNEXPECTED
+        summary.target("crawl").add(kind, f"the crawl ended early: {reason}")
     errors = crawler.stats.get_value("log_count/ERROR", 0) if crawler.stats else 0
-    if errors and summary.ok:
-        # Scrapy logged an error we did not account for (e.g. an exception in a callback).
-        summary.target("crawl").errors.append(f"{errors} unexpected error(s), see the log")
+    if errors and not summary.targets:
+        # Scrapy logged an error and the crawl reached no target (e.g. its start failed).
+        # Errors of a target are that target's problems (crawler/contain.py, the errbacks):
+        # charging them to the whole crawl would fail every healthy target beside it.
+        summary.target("crawl").add(ProblemKind.UNEXPECTED,
+                                    f"{errors} unexpected error(s), see the log")
     logging.getLogger(__name__).debug("crawl finished: %s", reason)
     return summary
 

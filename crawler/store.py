@@ -144,11 +144,24 @@ class Archive(MonitorTables):
             })  # fmt: skip
 
     def mark_killed_crawls(self, *, now: datetime | None = None) -> list[int]:
-        """Mark `killed` every `running` crawl whose process is gone; return their ids."""
+        """Mark `killed` every `running` crawl whose process is gone; return their ids.
+
+        Done on every open, but never waiting: when another process holds the write lock, a
+        reader must not wait for it, and the next open marks them instead."""
         running = self._rows("SELECT id, pid, pid_started FROM crawls WHERE status = 'running'")
         gone = [row["id"] for row in running if not is_running(row["pid"], row["pid_started"])]
         if not gone:
             return []
+        busy = self.db.execute("PRAGMA busy_timeout").fetchone()[0]
+        self.db.execute("PRAGMA busy_timeout = 0")
+        try:
+            return self._mark_killed(gone, now)
+        except StoreError:
+            return []
+        finally:
+            self.db.execute(f"PRAGMA busy_timeout = {int(busy)}")
+
+    def _mark_killed(self, gone: list[int], now: datetime | None) -> list[int]:
         problem = Problem(ProblemKind.CRASHED, "crawl", "the crawl process ended without "
                           "finishing (killed, timed out or crashed)")
         with self._writing("record killed crawls"):

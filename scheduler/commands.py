@@ -10,7 +10,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from crawler.commands import data_option, json_option, load_config_for, settings_for
+from crawler.commands import (
+    data_option,
+    json_option,
+    load_config_for,
+    port_or_any,
+    positive_seconds,
+    settings_for,
+)
 from crawler.errors import GovkzError
 
 log = logging.getLogger("scheduler")
@@ -191,7 +198,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def _server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bind", default=None, metavar="ADDR",
                         help="address to serve on (default: the config's, else 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=None,
+    parser.add_argument("--port", type=port_or_any, default=None,
                         help="port to serve on (default: the config's, else 8080)")
 
 
@@ -214,9 +221,9 @@ def register(sub: Any) -> dict[str, Any]:
     run.add_argument("--demo", action="store_true",
                      help="crawl a local mock of gov.kz instead (data in ./demo-data)")
     run.add_argument("--seeds", default="seeds", help="--demo: pages the mock serves")
-    run.add_argument("--mock-port", type=int, default=0,
+    run.add_argument("--mock-port", type=port_or_any, default=0,
                      help="--demo: port of the mock (default: any free port)")
-    run.add_argument("--publish-every", type=float, default=30.0, metavar="SECONDS",
+    run.add_argument("--publish-every", type=positive_seconds, default=30.0, metavar="SECONDS",
                      help="--demo: how often the mock publishes a new item (default 30)")
 
     serve = sub.add_parser(

@@ -49,7 +49,7 @@ MAX_BACKOFF_STEPS = 64  # beyond this the cap has long been reached; keeps the n
 INCIDENT_KINDS = {
     "layout_changed": "layout-changed",
     "access_refused": "access-refused",
-    "timeout": "timeout",
+    # Not "timeout": a request that timed out is no crawl timeout (CrawlOutcome.timeout()).
     "crashed": "crashed",
     "unexpected": "unexpected",
 }

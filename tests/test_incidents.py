@@ -10,7 +10,9 @@ import feedparser
 import pytest
 
 from crawler.config import Schedule
+from crawler.problems import ProblemKind
 from crawler.store import Archive
+from crawler.summary import CrawlSummary
 from crawler.timeutil import ALMATY
 from scheduler.incidents import Incident, detect, incident_entries, incident_feed
 from scheduler.policy import AgencyState, CrawlOutcome, Policy
@@ -19,17 +21,33 @@ NOW = datetime(2026, 9, 1, 12, 0, tzinfo=ALMATY)
 BASE = "https://monitor.example.org/govkz/"
 LAYOUT_MESSAGE = "akimat astana: layout changed & 'x' (1 < 2)"
 
+def crawled(agency: str = "mod", **targets: list[tuple[ProblemKind, str]]) -> CrawlOutcome:
+    """The outcome the daemon reads from a crawl summary whose targets ("mod__ru" is
+    "mod/ru") recorded these typed problems."""
+    s = CrawlSummary()
+    for name, problems in targets.items():
+        t = s.target(name.replace("__", "/"))
+        t.found = t.new = 1
+        for kind, message in problems:
+            t.add(kind, message, "https://x.test/api")
+    return CrawlOutcome.from_summary(s.to_dict(), agency=agency)
+
+
 OUTCOMES = {
     "S": CrawlOutcome(ok=True, new=1, updated=0, error=None),
-    "F": CrawlOutcome.failed(["mod/ru: HTTP 500 from https://x.test/api (after retries)"]),
-    "L": CrawlOutcome.failed([
-        "mod/ru: HTTP 503 from https://x.test/api (after retries)",
-        "mod/en: layout changed: a str, not an object (https://x.test/api)",
-    ]),
-    "A": CrawlOutcome.failed([
-        "mod/ru: every access strategy was refused and the official RSS failed too: HTTP 403"
-    ]),
-    "R": CrawlOutcome.failed(["mod/kk: access refused: refused 3 times: k6v1 refused"]),
+    "J": crawled(mod__ru=[(ProblemKind.REJECTED, "no id")]),  # one element rejected: a success
+    "F": crawled(mod__ru=[(ProblemKind.HTTP_ERROR, "HTTP 500 from https://x.test/api")]),
+    "L": crawled(
+        mod__ru=[(ProblemKind.HTTP_ERROR, "HTTP 503 from https://x.test/api (after retries)")],
+        mod__en=[(ProblemKind.LAYOUT_CHANGED, "layout changed: a str, not an object")],
+    ),
+    "A": crawled(mod__ru=[(
+        ProblemKind.ACCESS_REFUSED,
+        "every access strategy was refused and the official RSS failed too: HTTP 403",
+    )]),
+    "R": crawled(mod__kk=[(ProblemKind.ACCESS_REFUSED, "access refused: refused 3 times")]),
+    "U": crawled(mod__ru=[(ProblemKind.UNEXPECTED, "KeyError in ArchivePipeline: 'title'")]),
+    "V": crawled(mod__en=[(ProblemKind.UNEXPECTED, "TypeError: 'NoneType' is not iterable")]),
     "T": CrawlOutcome.timeout(900),
     "C": CrawlOutcome.crash("exit status -11"),
 }
@@ -39,8 +57,9 @@ def policy() -> Policy:
     return Policy(Schedule(), random.Random(11))
 
 
-def run(history: str, *, threshold: int = 3) -> list[list[str]]:
-    """Feed one outcome per letter through the policy; the incident kinds of each crawl."""
+def run(history: str, *, threshold: int = 3, archive: Archive | None = None) -> list[list[str]]:
+    """Feed one outcome per letter through the policy; the incident kinds of each crawl. With
+    an archive, every state goes through the schedule table between crawls (a restart)."""
     p = Policy(Schedule(jitter=30), random.Random(3))
     state = p.initial("mod", NOW)
     kinds = []
@@ -51,7 +70,20 @@ def run(history: str, *, threshold: int = 3) -> list[list[str]]:
         assert all(i.agency == "mod" for i in found)
         kinds.append([i.kind for i in found])
         state = after
+        if archive is not None:
+            row = state.to_row()
+            archive.save_schedule(row.pop("agency"), **row)
+            state = AgencyState.from_row(archive.schedule()["mod"])
     return kinds
+
+
+def test_the_outcomes_are_what_their_letters_say() -> None:
+    assert OUTCOMES["J"] == CrawlOutcome(True, 1, 0, None)
+    assert {letter: set(o.kinds) for letter, o in OUTCOMES.items()} == {
+        "S": set(), "J": set(), "F": set(), "L": {"layout-changed"}, "A": {"access-refused"},
+        "R": {"access-refused"}, "U": {"unexpected"}, "V": {"unexpected"}, "T": {"timeout"},
+        "C": {"crashed"},
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -61,6 +93,8 @@ def run(history: str, *, threshold: int = 3) -> list[list[str]]:
         ("FFSFF", 3, [[], [], [], [], []]),  # never three in a row
         ("FFFFFF", 3, [[], [], ["failing"], [], [], []]),  # exactly once, at the threshold
         ("FFFS", 3, [[], [], ["failing"], ["recovered"]]),
+        ("FFFJ", 3, [[], [], ["failing"], ["recovered"]]),  # rejects do not fail a crawl
+        ("FFJFF", 3, [[], [], [], [], []]),
         ("FFFFSS", 3, [[], [], ["failing"], [], ["recovered"], []]),
         ("FFSFFFS", 3, [[], [], [], [], [], ["failing"], ["recovered"]]),
         ("FS", 1, [["failing"], ["recovered"]]),
@@ -71,53 +105,103 @@ def test_failing_and_recovered(history: str, threshold: int, expected: list[list
     assert run(history, threshold=threshold) == expected
 
 
+@pytest.mark.parametrize("restarts", [False, True], ids=["in memory", "through the archive"])
 @pytest.mark.parametrize(
     ("history", "expected"),
     [
         # a problem is news when the crawl before did not show it
         ("LLLLS", [["layout-changed"], [], ["failing"], [], ["recovered"]]),
         ("LSL", [["layout-changed"], [], ["layout-changed"]]),
+        ("LJL", [["layout-changed"], [], ["layout-changed"]]),
         ("FLL", [[], ["layout-changed"], ["failing"]]),
         ("LTL", [["layout-changed"], ["timeout"], ["failing", "layout-changed"]]),
-        ("AAR", [["access-refused"], [], ["failing"]]),  # both texts are the same problem
+        ("AAR", [["access-refused"], [], ["failing"]]),  # both messages are the same kind
         ("RS", [["access-refused"], []]),
         ("TTTT", [["timeout"], [], ["failing"], []]),
         ("CCSC", [["crashed"], [], [], ["crashed"]]),
         ("TC", [["timeout"], ["crashed"]]),
+        # an unexpected error (a bug) once per run of it, whatever its target and text
+        ("UUUU", [["unexpected"], [], ["failing"], []]),
+        ("UVU", [["unexpected"], [], ["failing"]]),
+        ("UUSU", [["unexpected"], [], [], ["unexpected"]]),
+        ("UJU", [["unexpected"], [], ["unexpected"]]),
+        ("UFU", [["unexpected"], [], ["failing", "unexpected"]]),
+        ("ULU", [["unexpected"], ["layout-changed"], ["failing", "unexpected"]]),
     ],
 )
 def test_problem_kinds_once_per_run_of_the_same_problem(
-    history: str, expected: list[list[str]]
+    history: str, expected: list[list[str]], restarts: bool
 ) -> None:
-    assert run(history) == expected
+    archive = Archive.memory() if restarts else None
+    assert run(history, archive=archive) == expected
 
 
 def test_threshold_one_reports_failing_and_the_problem_together() -> None:
     assert run("L", threshold=1) == [["failing", "layout-changed"]]
+    assert run("U", threshold=1) == [["failing", "unexpected"]]
 
 
 def test_a_request_timeout_inside_a_crawl_is_not_a_crawl_timeout() -> None:
-    outcome = CrawlOutcome.failed(["mod/ru: timed out: https://x.test/api"])
+    outcome = crawled(mod__ru=[(ProblemKind.TIMEOUT, "timed out: https://x.test/api")])
+    assert not outcome.ok
     state = AgencyState("mod", 3600, NOW)
     after = policy().after_crawl(state, outcome, NOW)
     assert detect(state, after, outcome, threshold=3) == []
 
 
+@pytest.mark.parametrize(
+    ("last_kinds", "last_error", "expected"),
+    [
+        # a schedule row from before the last_kinds column: its text is not read
+        ((), "mod/en: layout changed: a str, not an object", ["layout-changed"]),
+        (("layout-changed",), "mod/ru: HTTP 500 from https://x.test/api", []),
+        (("layout-changed", "timeout"), None, []),
+        (("access-refused",), None, ["layout-changed"]),
+    ],
+)
+def test_the_crawl_before_is_judged_by_its_kinds_not_its_text(
+    last_kinds: tuple[str, ...], last_error: str | None, expected: list[str]
+) -> None:
+    before = AgencyState("mod", 3600, NOW, consecutive_failures=1, last_error=last_error,
+                         last_kinds=last_kinds)
+    after = policy().after_crawl(before, OUTCOMES["L"], NOW)
+    assert [i.kind for i in detect(before, after, OUTCOMES["L"], threshold=3)] == expected
+
+
+def test_the_kinds_of_a_crawl_before_a_success_are_no_longer_the_previous_ones() -> None:
+    before = AgencyState("mod", 3600, NOW, consecutive_failures=0, last_kinds=("unexpected",))
+    after = policy().after_crawl(before, OUTCOMES["U"], NOW)
+    assert [i.kind for i in detect(before, after, OUTCOMES["U"], threshold=3)] == ["unexpected"]
+
+
 def test_messages_are_one_line_and_name_agency_and_reason() -> None:
-    outcome = CrawlOutcome.failed(["astana/en: layout changed:\n  id: not a positive integer"])
+    outcome = crawled(
+        "astana", astana__en=[(ProblemKind.LAYOUT_CHANGED, "layout changed:\n  id: not an int")]
+    )
     before = AgencyState("astana", 3600, NOW, consecutive_failures=2, last_error="x")
     after = policy().after_crawl(before, outcome, NOW)
     found = detect(before, after, outcome, threshold=3)
+    line = "astana/en: layout_changed: layout changed: id: not an int (https://x.test/api)"
     assert found == [
-        Incident("astana", "failing", "astana: 3 crawl(s) failed in a row; last error: "
-                 "astana/en: layout changed: id: not a positive integer"),
-        Incident("astana", "layout-changed", "astana: gov.kz answered in a shape the "
-                 "extractors do not know: astana/en: layout changed: id: not a positive integer"),
+        Incident("astana", "failing", f"astana: 3 crawl(s) failed in a row; last error: {line}"),
+        Incident("astana", "layout-changed",
+                 f"astana: gov.kz answered in a shape the extractors do not know: {line}"),
     ]
 
 
+def test_an_unexpected_incident_names_the_bug() -> None:
+    outcome = crawled(mod__ru=[(ProblemKind.HTTP_ERROR, "HTTP 500 from https://x.test/api")],
+                      mod__kk=[(ProblemKind.UNEXPECTED, "KeyError in ArchivePipeline: 'x'")])
+    before = AgencyState("mod", 3600, NOW)
+    after = policy().after_crawl(before, outcome, NOW)
+    assert detect(before, after, outcome, threshold=3) == [Incident(
+        "mod", "unexpected", "mod: the crawler met an unexpected error (a bug: see the log): "
+        "mod/kk: unexpected: KeyError in ArchivePipeline: 'x' (https://x.test/api)",
+    )]  # fmt: skip
+
+
 def test_long_messages_are_cut() -> None:
-    outcome = CrawlOutcome.failed(["mod/ru: layout changed: " + "x " * 400])
+    outcome = crawled(mod__ru=[(ProblemKind.LAYOUT_CHANGED, "layout changed: " + "x " * 400)])
     before = AgencyState("mod", 3600, NOW)
     after = policy().after_crawl(before, outcome, NOW)
     (incident,) = detect(before, after, outcome, threshold=3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +14,9 @@ from sqlite_utils import Database
 from crawler import migrations
 from crawler.errors import StoreError
 from crawler.migrations import MIGRATIONS, applied, migrate, pending
+from crawler.problems import ProblemKind
 from crawler.store import Archive
+from scheduler.policy import AgencyState
 
 NAMES = [fn.__name__ for fn in MIGRATIONS]
 
@@ -199,14 +202,38 @@ def migrated(db: Database) -> Database:
             {
                 "id": int, "kind": str, "target": str, "started": str, "finished": str,
                 "status": str, "found": int, "new": int, "updated": int, "unchanged": int,
-                "skipped": int, "errors": str, "error_count": int, "strategy": str,
-                "requests": int,
+                "rejected": int, "incomplete": int, "errors": str, "error_count": int,
+                "problems": str, "strategy": str, "requests": int, "pid": int,
+                "pid_started": str, "skipped": None,
+            },
+        ),
+        (
+            "rejects",
+            ["key"],
+            {
+                "key": str, "agency": str, "lang": str, "item_id": int, "reason": str,
+                "url": str, "raw": str, "crawl_id": int, "first_seen": str, "last_seen": str,
+                "times": int,
+            },
+        ),
+        (
+            "feed_marks",
+            ["agency", "lang"],
+            {"agency": str, "lang": str, "seq": int, "published_seq": int},
+        ),
+        (
+            "schedule",
+            ["agency"],
+            {
+                "agency": str, "next_crawl": str, "interval": int, "last_crawl": str,
+                "last_success": str, "last_error": str, "last_error_at": str,
+                "consecutive_failures": int, "last_new": int, "last_kinds": str,
             },
         ),
     ],
 )  # fmt: skip
 def test_tables_have_the_public_columns_and_keys(
-    migrated: Database, table: str, pks: list[str], columns: dict[str, type]
+    migrated: Database, table: str, pks: list[str], columns: dict[str, type | None]
 ) -> None:
     assert migrated[table].pks == pks
     have = migrated[table].columns_dict
@@ -234,7 +261,161 @@ def test_defaults_fill_what_a_sparse_insert_leaves_out(migrated: Database) -> No
     assert migrated["agencies"].get("mod")["enabled"] == 1
     crawl = next(iter(migrated["crawls"].rows))
     assert (crawl["id"], crawl["status"], crawl["errors"]) == (1, "running", "[]")
-    assert crawl["found"] == crawl["error_count"] == 0
+    assert crawl["found"] == crawl["error_count"] == crawl["rejected"] == 0
+    assert (crawl["problems"], crawl["pid"], crawl["pid_started"]) == ("[]", None, None)
     assert "AUTOINCREMENT" in migrated["crawls"].schema
     item = migrated["items"].get(("mod", 7, "ru"))
     assert (item["categories"], item["incomplete"], item["version"]) == ("[]", 0, 1)
+
+
+# --- upgrading the rows of an older archive ------------------------------------------------
+
+
+def old_crawl(db: Database, **over: Any) -> int:
+    """A crawl row as the archive held it before crawls_problems_and_killed."""
+    row = {
+        "kind": "crawl", "target": "mod/ru", "started": "2026-09-01T06:00:00+00:00",
+        "finished": "2026-09-01T06:05:00+00:00", "status": "partial", "found": 9, "new": 4,
+        "updated": 1, "unchanged": 2, "skipped": 2, "incomplete": 1,
+        "errors": json.dumps(["mod/ru: HTTP 500"]), "error_count": 1, "strategy": "k6",
+        "requests": 30,
+    }  # fmt: skip
+    return db.execute(
+        f"INSERT INTO crawls ({', '.join(row | over)}) VALUES ({', '.join('?' * len(row | over))})",
+        list((row | over).values()),
+    ).lastrowid
+
+
+@pytest.fixture
+def before_crawls_problems(db: Database) -> Database:
+    migrate(db, stop_before="crawls_problems_and_killed")
+    assert "skipped" in db["crawls"].columns_dict
+    return db
+
+
+def test_the_crawls_rebuild_keeps_old_rows(before_crawls_problems: Database) -> None:
+    db = before_crawls_problems
+    crawl = old_crawl(db)
+    db["item_versions"].insert({
+        "agency": "mod", "id": 7, "lang": "ru", "version": 1, "title": "t", "content_hash": "h",
+        "seen_at": "2026-09-01T06:01:00+00:00", "crawl_id": crawl,
+    })  # fmt: skip
+
+    migrate(db)
+
+    [row] = Archive(db).crawls()
+    assert row == {
+        "id": crawl, "kind": "crawl", "target": "mod/ru", "started": "2026-09-01T06:00:00+00:00",
+        "finished": "2026-09-01T06:05:00+00:00", "status": "partial", "found": 9, "new": 4,
+        "updated": 1, "unchanged": 2, "rejected": 2, "incomplete": 1,
+        "errors": ["mod/ru: HTTP 500"], "error_count": 1, "problems": [], "strategy": "k6",
+        "requests": 30, "pid": None, "pid_started": None,
+    }  # fmt: skip
+    assert "skipped" not in db["crawls"].columns_dict
+    assert next(iter(db["item_versions"].rows))["crawl_id"] == crawl
+    assert Archive(db).begin_crawl("crawl") == crawl + 1
+
+
+def test_the_crawls_rebuild_never_reuses_the_id_of_a_deleted_crawl(
+    before_crawls_problems: Database,
+) -> None:
+    db = before_crawls_problems
+    old_crawl(db)
+    deleted = old_crawl(db)
+    db["samples"].insert(
+        {
+            "agency": "mod",
+            "lang": "ru",
+            "url": "u",
+            "reason": "r",
+            "seen_at": "t",
+            "crawl_id": deleted,
+        }
+    )
+    db.execute("DELETE FROM crawls WHERE id = ?", [deleted])  # pruned by hand, say
+    migrate(db)
+    # A new crawl must not inherit the samples (item versions, rejects) of the deleted one.
+    assert Archive(db).begin_crawl("crawl") > deleted
+
+
+@pytest.mark.parametrize(
+    ("status", "accepted"),
+    [("running", True), ("ok", True), ("partial", True), ("failed", True), ("killed", True),
+     ("bogus", False), ("", False), ("KILLED", False)],
+)  # fmt: skip
+def test_the_rebuilt_crawls_table_checks_its_status(
+    before_crawls_problems: Database, status: str, accepted: bool
+) -> None:
+    db = before_crawls_problems
+    crawl = old_crawl(db, status="ok")
+    migrate(db)
+    update = "UPDATE crawls SET status = ? WHERE id = ?"
+    if accepted:
+        db.execute(update, [status, crawl])
+        assert db["crawls"].get(crawl)["status"] == status
+    else:
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+            db.execute(update, [status, crawl])
+        assert db["crawls"].get(crawl)["status"] == "ok"
+
+
+def test_an_old_running_crawl_is_killed_when_the_upgraded_archive_opens(tmp_path: Path) -> None:
+    # A row left running by an older version has no pid: its process cannot be found again.
+    path = tmp_path / "news.db"
+    old = Database(path)
+    migrate(old, stop_before="crawls_problems_and_killed")
+    running = old_crawl(old, status="running", finished=None)
+    done = old_crawl(old, status="ok")
+    old.close()
+
+    archive = Archive.open(path)
+    rows = {row["id"]: row for row in archive.crawls()}
+    assert rows[done]["status"] == "ok" and rows[done]["problems"] == []
+    assert rows[running]["status"] == "killed"
+    assert [p.kind for p in rows[running]["problems"]] == [ProblemKind.CRASHED]
+    archive.close()
+
+
+def test_old_items_put_every_group_behind_its_feeds(db: Database) -> None:
+    migrate(db, stop_before="create_feed_marks")
+    for agency, lang, item_id, published in [
+        ("mod", "ru", 1, "2026-08-31T10:30:00+05:00"), ("mod", "ru", 2, None),
+        ("mod", "kk", 1, "2026-08-31T10:30:00+05:00"), ("mvd", "en", 5, None),
+    ]:  # fmt: skip
+        db["items"].insert(
+            item_row(
+                agency=agency,
+                lang=lang,
+                id=item_id,
+                published=published,
+                incomplete=int(published is None),
+            )
+        )
+
+    migrate(db)
+
+    archive = Archive(db)
+    behind = archive.feeds_behind()
+    assert behind == {("mod", "ru"): 1, ("mod", "kk"): 1, ("mvd", "en"): 1}
+    archive.feeds_published(behind)
+    assert archive.feeds_behind() == {}
+
+
+def test_an_archive_without_items_starts_with_no_feed_marks(db: Database) -> None:
+    migrate(db, stop_before="create_feed_marks")
+    migrate(db)
+    assert Archive(db).feeds_behind() == {}
+    assert db["feed_marks"].count == 0
+
+
+def test_an_old_schedule_row_reads_with_no_previous_kinds(db: Database) -> None:
+    migrate(db, stop_before="schedule_problem_kinds")
+    db["schedule"].insert({
+        "agency": "mod/ru", "interval": 1800, "consecutive_failures": 2,
+        "last_error": "mod/ru: layout changed: x", "next_crawl": "2026-09-01T12:00:00+05:00",
+    })  # fmt: skip
+    migrate(db)
+    row = Archive(db).schedule()["mod/ru"]
+    assert row["last_kinds"] is None
+    state = AgencyState.from_row(row)
+    assert (state.last_kinds, state.consecutive_failures, state.interval) == ((), 2, 1800)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from crawler.config import Schedule
+from crawler.problems import Problem, ProblemKind
 from crawler.store import Archive
 from crawler.summary import CrawlSummary
 from crawler.timeutil import ALMATY
@@ -22,6 +23,10 @@ STEADY = Schedule(min_interval=MIN, max_interval=MAX, jitter=0)
 JITTERY = Schedule(min_interval=MIN, max_interval=MAX, jitter=60)
 OK_EMPTY = CrawlOutcome(ok=True, new=0, updated=0, error=None)
 FAIL = CrawlOutcome.failed(["mod/en: HTTP 500 from https://example.test/ (after retries)"])
+LAYOUT_AND_TIMEOUT = CrawlOutcome.failed(
+    ["crawl timed out after 900 s"], timed_out=True,
+    problems=[(ProblemKind.LAYOUT_CHANGED, "mod/ru: layout_changed: layout changed: no items")],
+)
 
 
 def policy(schedule: Schedule = STEADY, seed: int = 7) -> Policy:
@@ -230,15 +235,33 @@ def test_startup_shares_one_spread_between_overdue_and_new_agencies() -> None:
 # --- the schedule row ---------------------------------------------------------------------------
 
 
-def test_state_round_trips_through_the_archive() -> None:
+@pytest.mark.parametrize(
+    ("outcome", "last_kinds"),
+    [(FAIL, ()), (LAYOUT_AND_TIMEOUT, ("layout-changed", "timeout"))],
+)
+def test_state_round_trips_through_the_archive(
+    outcome: CrawlOutcome, last_kinds: tuple[str, ...]
+) -> None:
     p = policy(JITTERY)
-    state = p.after_crawl(p.after_crawl(p.initial("mod", NOW), OK_EMPTY, NOW), FAIL, NOW)
+    state = p.after_crawl(p.after_crawl(p.initial("mod", NOW), OK_EMPTY, NOW), outcome, NOW)
+    assert state.last_kinds == last_kinds  # sorted: the stored row does not depend on order
     archive = Archive.memory()
     row = state.to_row()
+    assert row["last_kinds"] == (",".join(last_kinds) or None)
     archive.save_schedule(row.pop("agency"), **row)
     stored = archive.schedule()["mod"]
     assert isinstance(stored["next_crawl"], str)
     assert AgencyState.from_row(stored) == state
+
+
+def test_a_success_keeps_the_kinds_of_the_last_failure() -> None:
+    p = policy()
+    failed = p.after_crawl(seasoned(3600), LAYOUT_AND_TIMEOUT, NOW)
+    recovered = p.after_crawl(failed, OK_EMPTY, NOW)
+    # Like last_error: what the last failure was; consecutive_failures says it is over.
+    assert recovered.last_kinds == ("layout-changed", "timeout")
+    assert recovered.consecutive_failures == 0
+    assert p.after_crawl(recovered, FAIL, NOW).last_kinds == ()
 
 
 @pytest.mark.parametrize(
@@ -257,6 +280,15 @@ def test_state_round_trips_through_the_archive() -> None:
                         consecutive_failures=2, last_new=4),
         ),
         ({"agency": "mod", "interval": 900}, AgencyState("mod", 900, None)),
+        (  # a row from before the last_kinds column, or with an empty list
+            {"agency": "mod", "interval": 900, "consecutive_failures": 1, "last_kinds": None},
+            AgencyState("mod", 900, None, consecutive_failures=1),
+        ),
+        ({"agency": "mod", "interval": 900, "last_kinds": ""}, AgencyState("mod", 900, None)),
+        (
+            {"agency": "mod", "interval": 900, "last_kinds": "layout-changed,timeout"},
+            AgencyState("mod", 900, None, last_kinds=("layout-changed", "timeout")),
+        ),
     ],
 )
 def test_state_from_row(row: dict[str, Any], expected: AgencyState) -> None:
@@ -275,14 +307,29 @@ def test_a_corrupt_date_in_a_row_is_named() -> None:
 
 # --- reading a crawl's summary ------------------------------------------------------------------
 
+# A timed-out request inside a crawl is a `timeout` problem, yet INCIDENT_KINDS maps it to the
+# crawl-level "timeout" incident ("the crawl did not finish in time and was stopped"); only
+# CrawlOutcome.timeout (the daemon's crawl_timeout) is that. See test_incidents.py.
 
 def summary(**targets: dict[str, Any]) -> dict[str, Any]:
+    """A CrawlSummary.to_dict(), one target per keyword ("mod__ru" is "mod/ru"): `problems` are
+    (kind, message[, url]) recorded with TargetSummary.add, `rejects` (line, reason) recorded
+    with TargetSummary.reject, any other key a counter."""
     s = CrawlSummary()
-    for name, fields in targets.items():
+    for name, given in targets.items():
+        fields = dict(given)
         t = s.target(name.replace("__", "/"))
+        for kind, *text in fields.pop("problems", ()):
+            t.add(kind, *text)
+        for line, reason in fields.pop("rejects", ()):
+            t.reject(line, reason)
         for key, value in fields.items():
             setattr(t, key, value)
     return s.to_dict()
+
+
+def problem(kind: ProblemKind, target: str, message: str, url: str = "") -> dict[str, Any]:
+    return Problem(kind, target, message, url).to_dict()
 
 
 def test_a_clean_crawl_is_ok_with_its_counts() -> None:
@@ -290,69 +337,229 @@ def test_a_clean_crawl_is_ok_with_its_counts() -> None:
     assert CrawlOutcome.from_summary(data, agency="mod") == CrawlOutcome(True, 5, 1, None)
 
 
-def test_target_errors_fail_the_crawl_named_problems_first() -> None:
+def test_target_problems_fail_the_crawl_named_problems_first() -> None:
     data = summary(
-        mod__ru={"new": 1, "errors": ["HTTP 503 from https://x.test/a (after retries)"]},
-        mod__en={"errors": ["layout changed: id: not a positive integer: 'x'\n(https://x.test/b)"]},
-    )
+        mod__ru={"new": 1, "problems": [
+            (ProblemKind.HTTP_ERROR, "HTTP 503 from https://x.test/a (after retries)"),
+        ]},
+        mod__en={"problems": [
+            (ProblemKind.LAYOUT_CHANGED, "layout changed: id: not a positive integer: 'x'\n",
+             "https://x.test/b"),
+        ]},
+    )  # fmt: skip
     outcome = CrawlOutcome.from_summary(data, agency="mod")
     assert not outcome.ok and outcome.new == 1
+    # The problem an incident names comes first, although its target was reported second.
     assert outcome.errors == (
-        "mod/en: layout changed: id: not a positive integer: 'x' (https://x.test/b)",
-        "mod/ru: HTTP 503 from https://x.test/a (after retries)",
+        "mod/en: layout_changed: layout changed: id: not a positive integer: 'x' "
+        "(https://x.test/b)",
+        "mod/ru: http_error: HTTP 503 from https://x.test/a (after retries)",
     )
     assert outcome.error == "2 errors: " + "; ".join(outcome.errors)
+    assert outcome.kinds == {"layout-changed"}
+    assert outcome.evidence == (("layout-changed", outcome.errors[0]),)
     assert not outcome.timed_out and not outcome.crashed
 
 
+@pytest.mark.parametrize(
+    ("kind", "incident_kinds"),
+    [
+        (ProblemKind.ACCESS_REFUSED, {"access-refused"}),
+        (ProblemKind.LAYOUT_CHANGED, {"layout-changed"}),
+        (ProblemKind.UNEXPECTED, {"unexpected"}),
+        (ProblemKind.CRASHED, {"crashed"}),
+        (ProblemKind.HTTP_ERROR, set()),  # passing, usually: "failing" covers a streak
+        (ProblemKind.STORE, set()),
+        (ProblemKind.TIMEOUT, set()),  # a request's; the crawl's is CrawlOutcome.timeout()
+    ],
+)
+def test_every_failing_problem_kind_fails_its_target(
+    kind: ProblemKind, incident_kinds: set[str]
+) -> None:
+    data = summary(mod__ru={"new": 1, "problems": [(kind, "what happened")]})
+    outcome = CrawlOutcome.from_summary(data, agency="mod/ru")
+    assert (outcome.ok, outcome.new) == (False, 1)
+    assert outcome.errors == (f"mod/ru: {kind}: what happened",)
+    assert outcome.kinds == incident_kinds
+    assert [k for k, _ in outcome.evidence] == sorted(incident_kinds)
+
+
+@pytest.mark.parametrize("agency", ["mod", "mod/ru"])
+def test_a_target_with_only_rejects_is_ok(agency: str) -> None:
+    data = summary(mod__ru={"found": 4, "new": 3, "rejects": [
+        ("mod (ru): no id", "no id"), ("mod/7 (ru): date out of range", "date out of range"),
+    ]})  # fmt: skip
+    assert data["targets"][0]["rejected"] == 2
+    assert [p["kind"] for p in data["targets"][0]["problems"]] == ["rejected", "rejected"]
+    assert CrawlOutcome.from_summary(data, agency=agency) == CrawlOutcome(True, 3, 0, None)
+
+
+def test_rejects_next_to_a_failure_are_not_errors() -> None:
+    data = summary(mod__ru={"rejects": [("mod (ru): no id", "no id")], "problems": [
+        (ProblemKind.HTTP_ERROR, "HTTP 500 from https://x.test/p2"),
+    ]})  # fmt: skip
+    outcome = CrawlOutcome.from_summary(data, agency="mod/ru")
+    assert not outcome.ok
+    assert outcome.errors == ("mod/ru: http_error: HTTP 500 from https://x.test/p2",)
+
+
 def test_only_the_agencys_targets_count() -> None:
-    data = summary(mod__ru={"new": 2}, other__ru={"new": 9, "errors": ["HTTP 500 from x"]})
+    data = summary(mod__ru={"new": 2}, other__ru={"new": 9, "problems": [
+        (ProblemKind.HTTP_ERROR, "HTTP 500 from x"),
+    ]})  # fmt: skip
     assert CrawlOutcome.from_summary(data, agency="mod") == CrawlOutcome(True, 2, 0, None)
 
 
+POISONED = {  # b/ru hit a bug; a/ru, on the same crawl, did not
+    "a__ru": {"new": 2},
+    "a__en": {"new": 1, "problems": [(ProblemKind.LAYOUT_CHANGED, "layout changed: no list")]},
+    "b__ru": {"found": 3, "new": 1, "problems": [
+        (ProblemKind.UNEXPECTED, "KeyError in ArchivePipeline: 'title'", "https://x.test/b"),
+    ]},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("agency", "ok", "new", "kinds"),
+    [
+        ("a/ru", True, 2, set()),
+        ("a/en", False, 1, {"layout-changed"}),
+        ("a", False, 3, {"layout-changed"}),
+        ("b/ru", False, 1, {"unexpected"}),
+        ("b", False, 1, {"unexpected"}),
+    ],
+)
+def test_a_targets_problems_never_leak_to_another_target(
+    agency: str, ok: bool, new: int, kinds: set[str]
+) -> None:
+    outcome = CrawlOutcome.from_summary(summary(**POISONED), agency=agency)
+    assert (outcome.ok, outcome.new, outcome.kinds) == (ok, new, kinds)
+    owner = agency.split("/")[0]
+    assert all(line.startswith(f"{owner}/") for line in outcome.errors)
+    if agency == "a/ru":
+        assert outcome == CrawlOutcome(True, 2, 0, None)
+
+
+@pytest.mark.parametrize("agency", ["mod", "mod/ru", "other/kk"])
+def test_crawl_wide_problems_are_every_targets(agency: str) -> None:
+    data = summary(
+        mod__ru={"new": 2}, other__kk={"new": 1},
+        feeds={"problems": [(ProblemKind.STORE, "cannot write the feeds: disk full")]},
+    )
+    outcome = CrawlOutcome.from_summary(data, agency=agency)
+    assert not outcome.ok and outcome.kinds == frozenset()
+    assert outcome.errors == ("feeds: store: cannot write the feeds: disk full",)
+
+
+def test_crawl_wide_rejects_fail_nobody() -> None:
+    data = summary(mod__ru={"new": 2}, crawl={"rejects": [("mod (ru): no id", "no id")]})
+    assert CrawlOutcome.from_summary(data, agency="mod/ru") == CrawlOutcome(True, 2, 0, None)
+
+
 def test_a_long_error_line_is_cut_to_one_line() -> None:
-    data = summary(mod__ru={"errors": [f"HTTP 500 from https://x.test/{i}" for i in range(100)]})
+    data = summary(mod__ru={"problems": [
+        (ProblemKind.HTTP_ERROR, f"HTTP 500 from https://x.test/{i}") for i in range(100)
+    ]})  # fmt: skip
     outcome = CrawlOutcome.from_summary(data, agency="mod")
     assert outcome.error is not None and len(outcome.error) <= 500
     assert outcome.error.startswith("100 errors: ") and outcome.error.endswith("…")
     assert len(outcome.errors) == 100
 
 
+NOTHING = "the crawl summary reports nothing for mod"
+
+
 @pytest.mark.parametrize(
     ("data", "ok", "new", "error"),
     [
-        ({"totals": {"new": 4, "updated": 1, "errors": 0}}, True, 4, None),
-        ({"totals": {"new": 1, "errors": 2}}, False, 1, "2 error(s), not detailed"),
-        ({}, False, 0, "the crawl summary reports nothing for mod"),
-        ({"targets": [], "totals": {}}, False, 0, "the crawl summary reports nothing for mod"),
+        ({}, False, 0, NOTHING),
+        ({"targets": [], "totals": {}}, False, 0, NOTHING),
         ({"targets": [{"target": "mod/ru", "new": "7", "updated": True}]}, True, 0, None),
-        ({"targets": [{"target": "mod/ru", "new": 2}], "error": "exit status 1"}, False, 2,
-         "exit status 1"),
+        ({"targets": [{"target": "mod/ru", "new": 2, "problems": None}]}, True, 2, None),
+        (  # what is not a problem record is not read
+            {"targets": [{"target": "mod/ru", "new": 2, "problems": ["HTTP 500", 7, None]}]},
+            True, 2, None,
+        ),
+        (  # a kind this code does not know (a newer writer) is a failure, not ignored
+            {"targets": [{"target": "mod/ru", "problems": [
+                {"kind": "brand_new", "target": "mod/ru", "message": "m", "extra": 1},
+            ]}]},
+            False, 0, "mod/ru: unexpected: m",
+        ),
+        (  # the problem's own target names it, not the target it was listed under
+            {"targets": [{"target": "mod/ru", "problems": [
+                problem(ProblemKind.HTTP_ERROR, "mod/ru", "HTTP 500", "https://x.test/"),
+            ]}]},
+            False, 0, "mod/ru: http_error: HTTP 500 (https://x.test/)",
+        ),
+        ({"targets": [{"target": "crawl"}]}, False, 0, NOTHING),
+        ({"targets": ["mod/ru", None, {"target": "mod/ru", "new": 1}]}, True, 1, None),
     ],
-)
+)  # fmt: skip
 def test_summaries_with_missing_or_odd_fields(
     data: dict[str, Any], ok: bool, new: int, error: str | None
 ) -> None:
     outcome = CrawlOutcome.from_summary(data, agency="mod")
     assert (outcome.ok, outcome.new, outcome.error) == (ok, new, error)
+    if error == NOTHING:
+        assert outcome.kinds == {"unexpected"}
 
 
 @pytest.mark.parametrize(
-    ("data", "timed_out", "crashed", "error"),
+    "data",
     [
-        ({"timed_out": True, "error": "killed after 900 s"}, True, False,
-         "crawl timed out: killed after 900 s"),
-        ({"crashed": True, "error": "exit status -9"}, False, True,
-         "crawl crashed: exit status -9"),
-        ({"crashed": True}, False, True, "crawl crashed: no detail"),
-        (["not", "a", "summary"], False, True,
-         "crawl crashed: the crawl printed list, not a summary"),
+        {"totals": {"new": 4, "updated": 1, "errors": 0}},
+        {"totals": {"new": 1, "errors": 2}},
+        {"timed_out": True, "error": "killed after 900 s"},
+        {"crashed": True, "error": "exit status -9"},
+        {"error": "exit status 1"},
     ],
 )
-def test_process_failures(data: Any, timed_out: bool, crashed: bool, error: str) -> None:
+def test_totals_and_top_level_keys_are_not_read(data: dict[str, Any]) -> None:
+    # The daemon states a timeout or a crash itself (CrawlOutcome.timeout / crash); a summary
+    # without the agency's targets reports nothing about it, whatever else it holds.
     outcome = CrawlOutcome.from_summary(data, agency="mod")
+    assert (outcome.ok, outcome.new, outcome.error) == (False, 0, NOTHING)
+    assert not outcome.timed_out and not outcome.crashed
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"error": "exit status 1"}, {"timed_out": True}, {"crashed": True},
+     {"totals": {"new": 50, "errors": 3}}, {"status": "failed"}],
+)
+def test_top_level_keys_do_not_change_a_targets_verdict(extra: dict[str, Any]) -> None:
+    data = {**summary(mod__ru={"new": 2}), **extra}
+    assert CrawlOutcome.from_summary(data, agency="mod") == CrawlOutcome(True, 2, 0, None)
+
+
+def test_english_error_text_is_not_read() -> None:
+    # `errors` is derived from the problems; a summary's text alone never decides anything.
+    data = {"targets": [{"target": "mod/ru", "new": 1, "status": "failed",
+                         "errors": ["layout changed: crawl timed out: access refused"]}]}
+    assert CrawlOutcome.from_summary(data, agency="mod") == CrawlOutcome(True, 1, 0, None)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "timed_out", "crashed", "error", "kind"),
+    [
+        (CrawlOutcome.timeout(900, "this target had not finished"), True, False,
+         "crawl timed out after 900 s: this target had not finished", "timeout"),
+        (CrawlOutcome.crash("exit status -9"), False, True, "crawl crashed: exit status -9",
+         "crashed"),
+        (CrawlOutcome.crash(""), False, True, "crawl crashed: no detail", "crashed"),
+        (CrawlOutcome.from_summary(["not", "a", "summary"], agency="mod"), False, True,
+         "crawl crashed: the crawl printed list, not a summary", "crashed"),
+    ],
+)  # fmt: skip
+def test_process_failures(
+    outcome: CrawlOutcome, timed_out: bool, crashed: bool, error: str, kind: str
+) -> None:
     assert not outcome.ok
     assert (outcome.timed_out, outcome.crashed, outcome.error) == (timed_out, crashed, error)
+    assert outcome.kinds == {kind}
+    assert outcome.evidence == ((kind, error),)
+    assert outcome.errors == (error,)
 
 
 def test_outcome_shortcuts_for_the_daemon() -> None:
@@ -363,11 +570,34 @@ def test_outcome_shortcuts_for_the_daemon() -> None:
     assert crash.crashed and crash.error == "crawl crashed: Traceback (most recent call last): boom"
 
 
+def test_failed_puts_incident_kinds_first_then_errors_then_other_problems() -> None:
+    outcome = CrawlOutcome.failed(
+        # a blank line is dropped, a line that repeats a problem's is not shown twice
+        ["mod/ru: a line for people", " ", "mod/kk: access_refused: refused"],
+        problems=[
+            (ProblemKind.HTTP_ERROR, "mod/ru: http_error: HTTP 500"),
+            (ProblemKind.ACCESS_REFUSED, "mod/kk: access_refused:\n  refused"),
+        ],
+    )
+    assert outcome.errors == (
+        "mod/kk: access_refused: refused", "mod/ru: a line for people",
+        "mod/ru: http_error: HTTP 500",
+    )  # fmt: skip
+    assert outcome.kinds == {"access-refused"}
+    assert outcome.evidence == (("access-refused", "mod/kk: access_refused: refused"),)
+
+
 def test_an_agency_lang_key_reads_only_its_own_target() -> None:
     summary = {"targets": [
-        {"target": "mod/en", "new": 2, "updated": 0, "errors": []},
-        {"target": "mod/ru", "new": 0, "updated": 0, "errors": ["HTTP 500"]},
-    ]}
+        {"target": "mod/en", "new": 2, "updated": 0, "problems": []},
+        {"target": "mod/ru", "new": 0, "updated": 0,
+         "problems": [problem(ProblemKind.HTTP_ERROR, "mod/ru", "HTTP 500")]},
+    ]}  # fmt: skip
     assert CrawlOutcome.from_summary(summary, agency="mod/en") == CrawlOutcome(True, 2, 0, None)
     assert not CrawlOutcome.from_summary(summary, agency="mod/ru").ok
     assert not CrawlOutcome.from_summary(summary, agency="mod").ok  # both languages count
+    # a key that only starts like another agency's is not that agency
+    assert not CrawlOutcome.from_summary(summary, agency="mo").ok
+    assert CrawlOutcome.from_summary(summary, agency="mo").error == (
+        "the crawl summary reports nothing for mo"
+    )

@@ -14,8 +14,10 @@ from sqlite_utils import Database
 
 from crawler.errors import StoreError
 from crawler.items import NewsItem, item_url
+from crawler.liveness import start_time
+from crawler.problems import Problem, ProblemKind
 from crawler.store import CHUNK, Archive, SaveResult
-from crawler.timeutil import almaty
+from crawler.timeutil import ALMATY, almaty
 
 T0 = datetime(2026, 9, 1, 6, 0, tzinfo=UTC)
 T1 = T0 + timedelta(hours=1)
@@ -454,12 +456,18 @@ def test_crawl_bookkeeping(archive: Archive) -> None:
     second = archive.begin_crawl("crawl", now=T1)
     assert second > first
     assert archive.crawls()[0]["status"] == "running"
+    problems = [
+        Problem(ProblemKind.HTTP_ERROR, "mod/ru", "400 notAllowed", "https://x.test/api"),
+        Problem(ProblemKind.REJECTED, "mod/ru", "no id"),
+        Problem(ProblemKind.STORE, "feeds", "ошибка"),
+    ]
 
     archive.finish_crawl(
         first,
         status="partial",
-        counts={"found": 7, "new": 5, "updated": 1, "unchanged": 1, "skipped": 2, "errors": 1},
+        counts={"found": 7, "new": 5, "updated": 1, "unchanged": 1, "rejected": 2, "errors": 1},
         errors=["mod/ru: 400 notAllowed", "ошибка"],
+        problems=problems,
         strategy="k6",
         requests=12,
         now=T2,
@@ -467,23 +475,70 @@ def test_crawl_bookkeeping(archive: Archive) -> None:
 
     newest, oldest = archive.crawls()
     assert newest["id"] == second and newest["finished"] is None
+    assert (newest["pid"], newest["pid_started"]) == (os.getpid(), start_time(os.getpid()))
+    assert newest["problems"] == []
     assert oldest == {
         "id": first, "kind": "replay", "target": "seeds", "started": iso(T0),
         "finished": iso(T2), "status": "partial", "found": 7, "new": 5, "updated": 1,
-        "unchanged": 1, "skipped": 2, "incomplete": 0,
-        "errors": ["mod/ru: 400 notAllowed", "ошибка"], "error_count": 2, "strategy": "k6",
-        "requests": 12,
+        "unchanged": 1, "rejected": 2, "incomplete": 0,
+        "errors": ["mod/ru: 400 notAllowed", "ошибка"], "error_count": 2, "problems": problems,
+        "strategy": "k6", "requests": 12, "pid": os.getpid(),
+        "pid_started": start_time(os.getpid()),
     }  # fmt: skip
     assert [c["id"] for c in archive.crawls(limit=1)] == [second]
+    # The column is JSON that people read in Datasette: the text stays readable.
+    [raw] = archive.db.execute("SELECT problems FROM crawls WHERE id = ?", [first]).fetchall()
+    assert "ошибка" in raw[0] and '"kind": "store"' in raw[0]
 
 
-@pytest.mark.parametrize(("crawl_id", "status"), [(None, "done"), (999, "ok")])
+def test_begin_crawl_records_the_process_it_is_given(archive: Archive) -> None:
+    crawl = archive.begin_crawl("crawl", "mod/ru", pid=os.getppid(), now=T0)
+    [row] = archive.crawls()
+    assert (row["id"], row["pid"], row["pid_started"]) == (
+        crawl, os.getppid(), start_time(os.getppid()),
+    )  # fmt: skip
+
+
+def test_a_crawl_row_decodes_problems_of_a_kind_it_does_not_know(archive: Archive) -> None:
+    crawl = archive.begin_crawl("crawl", now=T0)
+    archive.db.execute(
+        "UPDATE crawls SET problems = ? WHERE id = ?",
+        ['[{"kind": "from_a_newer_version", "target": "mod/ru", "message": "m"}]', crawl],
+    )
+    assert archive.crawls()[0]["problems"] == [Problem(ProblemKind.UNEXPECTED, "mod/ru", "m")]
+
+
+@pytest.mark.parametrize(
+    ("crawl_id", "status"), [(None, "done"), (None, "skipped"), (999, "ok"), (999, "killed")]
+)
 def test_finish_crawl_refuses_bad_input(
     archive: Archive, crawl_id: int | None, status: str
 ) -> None:
     crawl_id = crawl_id or archive.begin_crawl("crawl", now=T0)
     with pytest.raises(ValueError):
         archive.finish_crawl(crawl_id, status=status, counts={}, errors=[])
+
+
+# --- walk marks -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "since",
+    [
+        T1,
+        T1.astimezone(ALMATY),  # the same instant in gov.kz time
+        T1 + timedelta(microseconds=600_000),  # walked_at is whole seconds
+        datetime(2026, 9, 1, 12, 0),  # naive: gov.kz local time (07:00 UTC)
+    ],
+)
+def test_walked_since_compares_instants_whatever_the_offset(
+    archive: Archive, since: datetime
+) -> None:
+    archive.set_high_water("mod", "ru", PUBLISHED, now=T0)
+    archive.set_high_water("mod", "kk", None, now=T1)  # an empty list is a walk too
+    archive.set_high_water("mvd", "ru", PUBLISHED, now=T2.astimezone(ALMATY))
+    assert archive.walked_since(since) == {("mod", "kk"), ("mvd", "ru")}
+    assert archive.walked_since(T2 + timedelta(seconds=1)) == set()
 
 
 # --- files on disk ------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from twisted.python.failure import Failure
 from crawler.errors import LayoutChanged
 from crawler.extract.graphql import graphql_url, parse_projectdetails, projectdetails_query
 from crawler.items import LANGS, AgencyRecord
+from crawler.problems import ProblemKind
 from crawler.spiders.govkz import describe_failure, split_list
 from crawler.summary import summary_for
 
@@ -47,7 +48,13 @@ class AgenciesSpider(scrapy.Spider):
         try:
             rows = parse_projectdetails(response.body)
         except LayoutChanged as exc:
-            target.errors.append(f"layout changed: {exc.reason}")
+            target.add(ProblemKind.LAYOUT_CHANGED, f"layout changed: {exc.reason}", response.url)
+            return
+        if not rows and page == 1:
+            # gov.kz lists some 2,000 bodies: an empty first page is an outage or a changed
+            # API, and must not pass for a refresh that found nothing new.
+            target.add(ProblemKind.LAYOUT_CHANGED, f"the directory in {lang} is empty",
+                       response.url)
             return
         for row in rows:
             target.found += 1
@@ -57,6 +64,6 @@ class AgenciesSpider(scrapy.Spider):
 
     def failed(self, failure: Failure) -> None:
         lang = failure.request.cb_kwargs["lang"]
-        summary_for(self.crawler).target(f"directory/{lang}").errors.append(
-            describe_failure(failure)
-        )
+        kind, message = describe_failure(failure)
+        summary_for(self.crawler).target(f"directory/{lang}").add(kind, message,
+                                                                  failure.request.url)

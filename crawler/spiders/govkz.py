@@ -235,8 +235,7 @@ class GovkzSpider(scrapy.Spider):
 
     def layout_changed(self, walk: Walk, response: Response, exc: LayoutChanged) -> Iterator[Any]:
         walk.failed = True
-        self._target(walk).add(ProblemKind.LAYOUT_CHANGED, f"layout changed: {exc.reason}",
-                               response.url)
+        self._target(walk).add(ProblemKind.LAYOUT_CHANGED, exc.reason, response.url)
         yield ResponseSample(walk.agency, walk.lang, response.url, response.status, exc.reason,
                              response.body[:65536])
 
@@ -267,14 +266,13 @@ class GovkzSpider(scrapy.Spider):
 
 def describe_failure(failure: Failure) -> tuple[ProblemKind, str]:
     """The kind and one line for a failed request: what went wrong, never a traceback."""
-    url = failure.request.url if getattr(failure, "request", None) else ""
+    # The URL travels beside the message (Problem.url), so it is not repeated in it.
     if failure.check(HttpError):
         status = failure.value.response.status
-        retried = " (after retries)" if status >= 500 else ""
-        return ProblemKind.HTTP_ERROR, f"HTTP {status} from {url}{retried}"
+        return ProblemKind.HTTP_ERROR, f"HTTP {status}" + (" (after retries)" * (status >= 500))
     if failure.check(AccessRefused):
         return ProblemKind.ACCESS_REFUSED, f"access refused: {failure.getErrorMessage()}"
     # Scrapy >= 2.13 raises its own DownloadTimeoutError; Twisted's is kept for older paths.
     if failure.check(DownloadTimeoutError, TwistedTimeoutError):
-        return ProblemKind.TIMEOUT, f"timed out: {url}"
-    return ProblemKind.HTTP_ERROR, f"{failure.type.__name__}: {failure.getErrorMessage()} ({url})"
+        return ProblemKind.TIMEOUT, "timed out"
+    return ProblemKind.HTTP_ERROR, f"{failure.type.__name__}: {failure.getErrorMessage()}"
