@@ -2,7 +2,13 @@
 
 AccessMiddleware applies the access strategy of crawler/access.py to every API request
 (meta["govkz_api"]), doing the handshake the site's web client does before the first one and
-again when a session is refused; RetryAfterMiddleware honours 429 Retry-After.
+again when a session is refused; RetryAfterMiddleware honours 429 Retry-After;
+BackoffRetryMiddleware (in place of Scrapy's RetryMiddleware) waits before each retry of a 5xx
+or a failed connection, exponentially and capped, or what the answer's Retry-After asks.
+
+Every wait is non-blocking (a reactor timer, see ``sleep``): only the request that waits is
+held back, the rest of the crawl goes on. Both retry middlewares choose the wait with
+``retry_delay``, so a Retry-After means the same on a 429 and on a 503.
 """
 
 from __future__ import annotations
@@ -14,8 +20,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from scrapy import Request
+from scrapy.downloadermiddlewares.retry import RetryMiddleware, get_retry_request
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
+from scrapy.utils.defer import maybe_deferred_to_future
+from scrapy.utils.response import response_status_message
 
 from crawler.access import (
     AccessState,
@@ -150,18 +159,60 @@ def retry_after_seconds(value: bytes | str | None, *, now: datetime | None = Non
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+def backoff_delay(attempt: int, base: float = 2.0, cap: float = 60.0) -> float:
+    """Seconds to wait before retry number ``attempt`` (1: the first retry): ``base``, then
+    twice as long each time, never more than ``cap``."""
+    if attempt < 1:
+        raise ValueError(f"retry attempts count from 1, not {attempt}")
+    # The exponent is bounded so a huge attempt number cannot overflow the float.
+    return max(0.0, min(cap, base * 2.0 ** min(attempt - 1, 64)))
+
+
+def retry_delay(attempt: int, retry_after: float | None = None, *, base: float = 2.0,
+                cap: float = 60.0, retry_after_cap: float = 120.0) -> float:
+    """The wait before a retry: what the server's Retry-After asked (never more than
+    ``retry_after_cap``), else the exponential backoff of ``backoff_delay``."""
+    if retry_after is not None:
+        return max(0.0, min(retry_after, retry_after_cap))
+    return backoff_delay(attempt, base, cap)
+
+
+async def sleep(seconds: float) -> None:
+    """Wait without blocking the reactor (works with the asyncio reactor and without it)."""
+    if seconds <= 0:
+        return
+    # Imported here: importing the reactor at module level would install the default one
+    # before Scrapy installs the asyncio reactor the settings ask for.
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+
+    await maybe_deferred_to_future(deferLater(reactor, seconds))
+
+
+def _slow_down_slot(crawler: Any, request: Request, wait: float) -> None:
+    # A Retry-After is about the host, not one URL: the other requests to it back off too.
+    downloader = crawler.engine.downloader
+    key = request.meta.get("download_slot") or downloader.get_slot_key(request)
+    slot = downloader.slots.get(key)
+    if slot is not None:
+        slot.delay = max(slot.delay, wait)
+
+
 class RetryAfterMiddleware:
     """On 429, wait what Retry-After asks (bounded) and try again, a few times at most.
 
-    Scrapy's RetryMiddleware retries at once and ignores Retry-After, so 429 is left out of
-    RETRY_HTTP_CODES and handled here. The wait also slows the whole download slot, so the
-    other requests to the host back off too.
+    429 is left out of RETRY_HTTP_CODES and handled here, with its own try count
+    (GOVKZ_RETRY_AFTER_TIMES): a rate limit is not a server error. The wait is chosen as for a
+    5xx (``retry_delay``) and also slows the whole download slot, so the other requests to the
+    host back off too.
     """
 
     def __init__(self, crawler: Any) -> None:
         self.crawler = crawler
         self.max_wait = crawler.settings.getfloat("GOVKZ_RETRY_AFTER_MAX", 120.0)
         self.max_tries = crawler.settings.getint("GOVKZ_RETRY_AFTER_TIMES", 3)
+        self.base = crawler.settings.getfloat("GOVKZ_RETRY_BACKOFF_BASE", 2.0)
+        self.cap = crawler.settings.getfloat("GOVKZ_RETRY_BACKOFF_MAX", 60.0)
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> RetryAfterMiddleware:
@@ -175,19 +226,82 @@ class RetryAfterMiddleware:
         tries = request.meta.get("govkz_429_tries", 0) + 1
         if tries > self.max_tries:
             return response  # HttpError reaches the spider: the target fails with a reason
-        wait = retry_after_seconds(response.headers.get("Retry-After"))
-        wait = min(self.max_wait, 10.0 * tries if wait is None else wait)
+        # Without a Retry-After, the same exponential backoff as a 5xx retry.
+        wait = retry_delay(tries, retry_after_seconds(response.headers.get("Retry-After")),
+                           base=self.base, cap=self.cap, retry_after_cap=self.max_wait)
         self.crawler.stats.inc_value("govkz/retry_after")
-        log.warning("429 from %s: waiting %.0f s (try %d)", request.url, wait, tries)
-        self._slow_down(request, wait)
-        await asyncio.sleep(wait)
+        log.warning("429 from %s: waiting %g s (try %d)", request.url, wait, tries)
+        _slow_down_slot(self.crawler, request, wait)
+        await sleep(wait)
         retry = request.replace(dont_filter=True)
         retry.meta["govkz_429_tries"] = tries
         return retry
 
-    def _slow_down(self, request: Request, wait: float) -> None:
-        downloader = self.crawler.engine.downloader
-        key = request.meta.get("download_slot") or downloader.get_slot_key(request)
-        slot = downloader.slots.get(key)
-        if slot is not None:
-            slot.delay = max(slot.delay, min(wait, self.max_wait))
+
+class BackoffRetryMiddleware(RetryMiddleware):
+    """Scrapy's RetryMiddleware (same settings, meta keys, stats and give-up rules), waiting
+    before each retry instead of retrying at once.
+
+    Retry n waits GOVKZ_RETRY_BACKOFF_BASE * 2**(n-1) seconds, at most GOVKZ_RETRY_BACKOFF_MAX;
+    an answer with Retry-After (a 503 from a site in maintenance) waits what it asks, at most
+    GOVKZ_RETRY_AFTER_MAX, and slows its download slot as a 429 does. Replaces
+    ``scrapy.downloadermiddlewares.retry.RetryMiddleware`` in DOWNLOADER_MIDDLEWARES.
+    """
+
+    def __init__(self, settings: Any) -> None:
+        super().__init__(settings)
+        self.base = settings.getfloat("GOVKZ_RETRY_BACKOFF_BASE", 2.0)
+        self.cap = settings.getfloat("GOVKZ_RETRY_BACKOFF_MAX", 60.0)
+        self.retry_after_cap = settings.getfloat("GOVKZ_RETRY_AFTER_MAX", 120.0)
+        self.delays: list[float] = []  # every wait chosen, in order (stats, tests)
+
+    async def process_response(  # type: ignore[override]
+        self, request: Request, response: Response, spider: Any = None
+    ) -> Request | Response:
+        if request.meta.get("dont_retry", False) or response.status not in self.retry_http_codes:
+            return response
+        retry = self._retry_request(request, response_status_message(response.status))
+        if retry is None:
+            return response  # retries used up: the error reaches the spider
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+        await self._wait(retry, f"HTTP {response.status}", retry_after)
+        return retry
+
+    async def process_exception(  # type: ignore[override]
+        self, request: Request, exception: Exception, spider: Any = None
+    ) -> Request | Response | None:
+        if (not isinstance(exception, self.exceptions_to_retry)
+                or request.meta.get("dont_retry", False)):
+            return None
+        retry = self._retry_request(request, exception)
+        if retry is None:
+            return None
+        await self._wait(retry, type(exception).__name__, None)
+        return retry
+
+    def _retry_request(self, request: Request, reason: str | Exception) -> Request | None:
+        # What RetryMiddleware._retry does, through Scrapy's public get_retry_request().
+        meta = request.meta
+        return get_retry_request(
+            request,
+            spider=self.crawler.spider,
+            reason=reason,
+            max_retry_times=meta.get("max_retry_times", self.max_retry_times),
+            priority_adjust=meta.get("priority_adjust", self.priority_adjust),
+            give_up_log_level=meta.get("give_up_log_level", self.give_up_log_level),
+        )
+
+    async def _wait(self, retry: Request, reason: str, retry_after: float | None) -> None:
+        attempt = retry.meta["retry_times"]
+        delay = retry_delay(attempt, retry_after, base=self.base, cap=self.cap,
+                            retry_after_cap=self.retry_after_cap)
+        self.delays.append(delay)
+        stats = self.crawler.stats
+        stats.inc_value("govkz/retry/backoff")
+        stats.inc_value("govkz/retry/backoff_seconds", delay, start=0.0)
+        stats.max_value("govkz/retry/backoff_max_seconds", delay)
+        log.info("backoff: retry %d of %s in %g s (%s%s)", attempt, retry.url, delay, reason,
+                 ", Retry-After" if retry_after is not None else "")
+        if retry_after is not None:
+            _slow_down_slot(self.crawler, retry, delay)
+        await sleep(delay)

@@ -54,4 +54,5 @@ class Problem:
                    str(data.get("url") or ""))
 
     def line(self) -> str:
-        return f"{self.kind}: {self.message}" + (f" ({self.url})" if self.url else "")
+        """One line for people: the message and the URL (the kind is for programs)."""
+        return self.message + (f" ({self.url})" if self.url else "")

@@ -106,7 +106,8 @@ def sanitize_html(html_text: str, *, base_url: str = GOVKZ_BASE) -> str:
         link_rel="noopener noreferrer",
         strip_comments=True,
     )
-    return cleaned.strip()
+    # nh3 decodes character references, so "&#7;" comes out as a raw control character.
+    return clean_text(cleaned).strip()
 
 
 def text_to_html(text: str) -> str:
@@ -129,7 +130,8 @@ def html_to_text(html_text: str) -> str:
         attributes={},
         link_rel=None,
     )
-    root = lxml.html.fragment_fromstring(blocks, create_parent="div")
+    # Again after nh3, which decodes "&#7;" into a character lxml refuses.
+    root = lxml.html.fragment_fromstring(clean_text(blocks), create_parent="div")
     for block in root.iter("p", "br", "div", "li"):
         # A space on both sides of every block, so "<p>a</p><p>b</p>" reads "a b".
         block.text = " " + (block.text or "")

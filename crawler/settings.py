@@ -61,6 +61,10 @@ TELNETCONSOLE_ENABLED = False
 # No control ports: a crawl is a short-lived process the daemon supervises from outside.
 EXTENSIONS = {"scrapy.extensions.remote_control.RemoteControl": None}
 
+SPIDER_MIDDLEWARES = {
+    # Nearest the spider, so it sees a callback's exception first (crawler/contain.py).
+    "crawler.contain.UnexpectedErrorsMiddleware": 950,
+}
 ITEM_PIPELINES = {
     "crawler.pipelines.ValidateItemPipeline": 100,
     "crawler.pipelines.ArchivePipeline": 500,
@@ -78,13 +82,22 @@ GOVKZ_PAGE_SIZE = int(_env("GOVKZ_PAGE_SIZE", "50"))  # the API accepts up to 10
 GOVKZ_BACKFILL_PAGES = int(_env("GOVKZ_BACKFILL_PAGES", "2"))  # first walk of a new agency
 GOVKZ_MAX_PAGES = int(_env("GOVKZ_MAX_PAGES", "200"))  # hard bound on one walk
 GOVKZ_LANGS = _env("GOVKZ_LANGS", "ru,kk,en")
-GOVKZ_RETRY_AFTER_MAX = 120.0  # never wait longer than this on one 429
-GOVKZ_RETRY_AFTER_TIMES = 3
+GOVKZ_RETRY_AFTER_MAX = 120.0  # never wait longer than one Retry-After (on a 429 or a 503)
+GOVKZ_RETRY_AFTER_TIMES = 3  # retries of a 429 (RETRY_TIMES counts the 5xx ones)
+# Retries of a 5xx answer or a failed connection (RETRY_HTTP_CODES, RETRY_EXCEPTIONS) wait, so a
+# struggling site gets room to recover: BASE seconds before the first retry, twice as long
+# before each next one, never more than MAX (crawler.middlewares.BackoffRetryMiddleware).
+# A 429 without Retry-After waits the same way.
+GOVKZ_RETRY_BACKOFF_BASE = float(_env("GOVKZ_RETRY_BACKOFF_BASE", "2.0"))
+GOVKZ_RETRY_BACKOFF_MAX = float(_env("GOVKZ_RETRY_BACKOFF_MAX", "60.0"))
 GOVKZ_PUBLISH_FEEDS = True
 
 DOWNLOADER_MIDDLEWARES = {
     # After the cookie middleware (700) has stored a handshake's cookies, before retries (550).
     "crawler.middlewares.AccessMiddleware": 560,
     "crawler.middlewares.RetryAfterMiddleware": 555,
+    # Scrapy's retries, with a wait before each: in the stock middleware's place.
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "crawler.middlewares.BackoffRetryMiddleware": 550,
 }
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"

@@ -25,6 +25,7 @@ from test_crawl_mock import (
 )
 
 from crawler.mockgov import Fault, MockSite, serve_in_thread
+from crawler.mockgov.faults import RSS_PATH
 
 
 def feed_ids(data: Path, rel: str) -> set[int]:
@@ -100,3 +101,63 @@ def test_a_crawl_killed_before_publishing_is_repaired_by_a_quiet_crawl(tmp_path:
     with archive_at(tmp_path) as archive:
         statuses = [c["status"] for c in archive.crawls()]
     assert statuses[:2] == ["ok", "killed"] and "running" not in statuses
+
+
+POISON = ("number", "no_id", "bad_id", "control_char", "lone_surrogate", "far_date", "duplicate")
+
+
+def test_a_page_of_good_and_poison_elements_keeps_every_good_item(tmp_path: Path) -> None:
+    site = MockSite(access="k6v1")
+    good = fill(site, "mod", PAGE)
+    other = fill(site, "mfa", 3)
+    poison = site.faults.add(Fault("poison", agency="mod", lang="en", poison=POISON, times=1))
+    with serve_in_thread(site) as server:
+        result = crawl(server, tmp_path, agencies=("mod", "mfa"))
+        injected = dict(poison.injected)
+        assert result.code == 0, result.output  # rejects cost only themselves
+        target = result.target("mod/en")
+        # Every good item, plus the poison items that are news after cleaning (the control
+        # character and the lone surrogate are cleaned away; the far date is a reject).
+        cleaned = {injected["control_char"], injected["lone_surrogate"]}
+        assert {r["id"] for r in rows(tmp_path, "mod", "en")} == set(good) | cleaned
+        assert {r["id"] for r in rows(tmp_path, "mfa", "en")} == set(other)
+        assert target["rejected"] == 4, target  # number, no_id, bad_id, far_date
+        assert result.target("mfa/en")["problems"] == []
+        with archive_at(tmp_path) as archive:
+            rejects = {r["reason"]: r for r in archive.rejects("mod")}
+            crawl_row = archive.crawls(limit=1)[0]
+            stored = {r["id"]: r for r in rows(tmp_path, "mod", "en")}
+        assert set(rejects) == {"a number, not an object", "no id", "bad id 'abc'",
+                                "date out of range"}, rejects
+        assert rejects["date out of range"]["item_id"] == injected["far_date"]
+        assert rejects["bad id 'abc'"]["raw"].startswith("{") and rejects["no id"]["url"]
+        assert (crawl_row["status"], crawl_row["rejected"]) == ("partial", 4)
+        assert {p.kind for p in crawl_row["problems"]} == {"rejected"}
+        # The text boundary: nothing of the poison reaches the archive or the feeds.
+        assert "\x07" not in stored[injected["control_char"]]["body_text"]
+        assert "\ufffd" in stored[injected["lone_surrogate"]]["title"]
+        assert all(r["version"] == 1 for r in stored.values())  # the duplicate is no edit
+        assert feed_ids(tmp_path, "mod/en.atom") == set(good) | cleaned
+        feedparser_ok = feedparser.parse((tmp_path / "feeds" / "mod/en.rss").read_bytes())
+        assert not feedparser_ok.bozo
+        # The walk and its mark went on: the quiet re-crawl is one list request.
+        before = list_requests(site, "mod", "en")
+        quiet = crawl(server, tmp_path, agencies=("mod",))
+        assert quiet.code == 0 and quiet.target("mod/en")["new"] == 0, quiet.output
+        assert list_requests(site, "mod", "en") - before == 1
+
+
+def test_the_official_rss_with_an_invalid_character_loses_only_that_character(
+    tmp_path: Path,
+) -> None:
+    site = MockSite(access="k6v1")
+    ids = fill(site, "mod", 6)
+    site.faults.add(Fault("poison", path=RSS_PATH, agency="mod", poison=("rss_bad_char",)))
+    with serve_in_thread(site) as server:
+        result = crawl(server, tmp_path, "-s", "GOVKZ_ACCESS=token,plain,rss")
+    assert result.code == 0, result.output
+    got = {r["id"]: r for r in rows(tmp_path, "mod", "en")}
+    assert set(got) == set(ids)
+    bad = [r for r in got.values() if r["title"].startswith("Bad")]
+    assert len(bad) == 1 and "\x0b" not in bad[0]["title"]
+    assert feed_ids(tmp_path, "mod/en.atom") == set(ids)

@@ -469,7 +469,7 @@ def test_a_crash_is_recorded_with_a_one_line_reason(make: Any, exit: dict[str, A
         ([], "the crawl summary reports nothing for mfa/en"),
         ([target("crawl", problems=[
         ("unexpected", "the crawl ended early: shutdown")])],
-         "crawl: unexpected: the crawl ended early: shutdown"),
+         "crawl: the crawl ended early: shutdown"),
     ],
 )
 def test_a_target_missing_from_the_summary_failed(make: Any, general: list[dict[str, Any]],

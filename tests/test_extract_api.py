@@ -1,4 +1,5 @@
-"""The JSON news API extractor: every shape DESIGN.md §3 describes, and every way it can break."""
+"""The JSON news API extractor: every shape DESIGN.md §3 describes, and every way it can break:
+a response of the wrong shape is a LayoutChanged, one bad element only a Reject."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import pytest
 
 from crawler.errors import LayoutChanged
 from crawler.extract import api
+from crawler.extract.fields import MAX_BODY_BYTES
 from crawler.extract.htmlbody import clean_body, html_to_text, summarize
-from crawler.items import ITEM_URL_RE
+from crawler.extract.result import Extracted
+from crawler.items import ITEM_URL_RE, Reject
 from crawler.timeutil import ALMATY
 
 FIXTURES = Path(__file__).parent / "fixtures" / "api"
@@ -24,7 +27,17 @@ def fixture(name: str) -> bytes:
 
 
 def parse(name: str, **kwargs) -> list:
-    return api.parse_news_list(fixture(name), agency="pravstat", lang="ru", **kwargs)
+    """The items of a list fixture that must have no rejects."""
+    result = api.parse_news_list(fixture(name), agency="pravstat", lang="ru", **kwargs)
+    assert result.rejects == []
+    return result.items
+
+
+def page(*elements) -> Extracted:
+    return api.parse_news_list(json.dumps(list(elements)).encode(), agency="a", lang="ru")
+
+
+GOOD = {"id": 1, "title": "t", "created_date": "2026-01-01"}
 
 
 # --- created_date ---------------------------------------------------------------------------
@@ -80,8 +93,30 @@ def test_naive_dates_follow_almaty_offset_change(value: str, offset_hours: int) 
     ],
 )
 def test_created_date_garbage_is_a_layout_change(value) -> None:
-    with pytest.raises(LayoutChanged, match="created_date"):
+    with pytest.raises(LayoutChanged, match="bad created_date"):
         api.parse_created_date(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "9999-12-31T23:59:59-12:00",  # overflows when converted to Asia/Almaty
+        "9999-12-31T23:59:59",
+        "0001-01-01T00:00:00",  # overflows when converted to UTC
+        "0001-01-01T00:00:00+14:00",
+        "1899-12-31",
+        "2100-01-01T00:00:00Z",
+    ],
+)
+def test_created_date_out_of_range_is_named_not_an_overflow(value: str) -> None:
+    with pytest.raises(LayoutChanged) as caught:
+        api.parse_created_date(value)
+    assert caught.value.reason == "date out of range"
+
+
+def test_created_date_range_edges() -> None:
+    assert api.parse_created_date("1900-01-01T00:00:00Z").year == 1900
+    assert api.parse_created_date("2099-12-31T18:59:59Z").year == 2099
 
 
 # --- list pages -----------------------------------------------------------------------------
@@ -159,6 +194,7 @@ def test_links_point_at_the_given_site() -> None:
 
 def test_empty_list_is_the_end() -> None:
     assert parse("list_empty.json") == []
+    assert api.parse_news_list(b"[]", agency="a", lang="ru") == Extracted()
 
 
 @pytest.mark.parametrize(
@@ -168,7 +204,6 @@ def test_empty_list_is_the_end() -> None:
         ("list_html_page.html", "not JSON: an HTML page"),
         ("list_object_content.json", "expected a JSON array, got an object with keys content"),
         ("list_error_notallowed.json", "got an object with error 'notAllowed'"),
-        ("list_renamed_title.json", "element 0: no title (fields: body, created_date, id, name)"),
         ("detail.json", "expected a JSON array, got an object"),
     ],
 )
@@ -179,28 +214,113 @@ def test_broken_list_pages_raise(name: str, reason: str) -> None:
     assert caught.value.sample == fixture(name)[:2048]
 
 
+def test_renamed_title_is_a_reject_not_a_layout_change() -> None:
+    result = api.parse_news_list(
+        fixture("list_renamed_title.json"), agency="pravstat", lang="ru", url="https://x/list"
+    )
+    assert result.items == []
+    (reject,) = result.rejects
+    assert (reject.reason, reject.item_id, reject.url) == ("no title", 1171712, "https://x/list")
+    assert (reject.agency, reject.lang) == ("pravstat", "ru")
+    assert json.loads(reject.raw) == json.loads(fixture("list_renamed_title.json"))[0]
+
+
 @pytest.mark.parametrize(
-    ("elements", "reason"),
+    ("element", "reason", "item_id"),
     [
-        ([{"title": "t", "created_date": "2026-01-01"}], "element 0: no id"),
-        ([{"id": 1, "title": "t"}], "element 0: no created_date"),
-        ([{"id": 1, "title": None, "created_date": None}], "no title, created_date"),
-        ([{"id": "12a", "title": "t", "created_date": "2026-01-01"}], "id: not a positive"),
-        ([{"id": -5, "title": "t", "created_date": "2026-01-01"}], "id: not a positive"),
-        ([{"id": True, "title": "t", "created_date": "2026-01-01"}], "id: not a positive"),
-        ([{"id": 1.5, "title": "t", "created_date": "2026-01-01"}], "id: not a positive"),
-        ([{"id": 1, "title": ["t"], "created_date": "2026-01-01"}], "title: not a string"),
-        ([{"id": 1, "title": "t", "created_date": "вчера"}], "element 0: created_date"),
-        (
-            [{"id": 1, "title": "t", "created_date": "2026-01-01"}, "stray"],
-            "element 1: a str, not an object",
-        ),
+        ({"title": "t", "created_date": "2026-01-01"}, "no id", None),
+        ({"id": None, "title": "t", "created_date": "2026-01-01"}, "no id", None),
+        ({"id": 1, "title": "t"}, "no created_date", 1),
+        ({"id": 1, "title": None, "created_date": None}, "no title", 1),
+        ({"id": "12a", "title": "t", "created_date": "2026-01-01"}, "bad id '12a'", None),
+        ({"id": "abc", "title": "t", "created_date": "2026-01-01"}, "bad id 'abc'", None),
+        ({"id": "١٢", "title": "t", "created_date": "2026-01-01"}, "bad id '١٢'", None),
+        ({"id": -5, "title": "t", "created_date": "2026-01-01"}, "bad id -5", None),
+        ({"id": 0, "title": "t", "created_date": "2026-01-01"}, "bad id 0", None),
+        ({"id": 2**63, "title": "t", "created_date": "2026-01-01"}, f"bad id {2**63}", None),
+        ({"id": True, "title": "t", "created_date": "2026-01-01"}, "bad id True", None),
+        ({"id": 1.5, "title": "t", "created_date": "2026-01-01"}, "bad id 1.5", None),
+        ({"id": [1], "title": "t", "created_date": "2026-01-01"}, "bad id [1]", None),
+        ({"id": 1, "title": ["t"], "created_date": "2026-01-01"}, "title not a string", 1),
+        ({"id": 1, "title": "  ", "created_date": "2026-01-01"}, "title empty after cleaning", 1),
+        ({"id": 1, "title": "\u202e\x07", "created_date": "2026-01-01"}, "title empty", 1),
+        ({"id": 1, "title": "t", "created_date": "вчера"}, "bad created_date 'вчера'", 1),
+        ({"id": 1, "title": "t", "created_date": 1772167530000}, "bad created_date 177", 1),
+        ({"id": 1, "title": "t", "created_date": "2026-02-30"}, "bad created_date", 1),
+        ({"id": 1, "title": "t", "created_date": "9999-12-31T23:59:59-12:00"}, "date out", 1),
+        ({"id": 1, "title": "t", "created_date": "0001-01-01"}, "date out of range", 1),
+        ("stray", "a string, not an object", None),
+        (1, "a number, not an object", None),
+        (None, "null, not an object", None),
+        ([GOOD], "an array, not an object", None),
     ],
 )
-def test_bad_elements_name_the_problem(elements: list, reason: str) -> None:
-    with pytest.raises(LayoutChanged, match="news list") as caught:
-        api.parse_news_list(json.dumps(elements).encode(), agency="a", lang="ru")
-    assert reason in caught.value.reason
+def test_bad_elements_are_named_rejects_and_cost_nothing_else(
+    element, reason: str, item_id: int | None
+) -> None:
+    after = {**GOOD, "id": 2}
+    result = page(GOOD, element, after)
+    assert [item.id for item in result.items] == [1, 2]
+    (reject,) = result.rejects
+    assert reject.reason.startswith(reason), reject.reason
+    assert reject.item_id == item_id
+    assert json.loads(reject.raw) == element  # the element as it came
+    assert (reject.agency, reject.lang, reject.url) == ("a", "ru", "")
+
+
+def test_a_page_of_poison_keeps_every_good_item() -> None:
+    """Good and poisoned elements on one page (control characters, a lone surrogate, an invalid
+    UTF-8 byte, dates that overflow, malformed elements, a duplicate)."""
+    result = api.parse_news_list(
+        fixture("list_poison.json"), agency="pravstat", lang="ru", url="https://x/p1"
+    )
+    items = {item.id: item for item in result.items}
+    assert list(items) == [1200001, 1200002, 1200003, 1200009, 1200010]
+    assert items[1200001].title == "Хорошая новость"  # the duplicate later on the page lost
+    assert items[1200002].body_text == "Тревога" and "\x07" not in items[1200002].body_html
+    assert items[1200003].title == "Сло\ufffdмано"
+    assert items[1200009].body_text == "a\ufffdb"
+    assert items[1200010].title == "Сырой звонок"  # a raw control byte in a JSON string
+    assert [(r.reason, r.item_id) for r in result.rejects] == [
+        ("date out of range", 1200004),
+        ("a number, not an object", None),
+        ("no id", None),
+        ("bad id 'abc'", None),
+        ("date out of range", 1200005),
+        ("title empty after cleaning", 1200006),
+        ("no created_date", 1200007),
+        ("bad created_date 'вчера'", 1200008),
+        ("null, not an object", None),
+        ("bad id 99999999999999999999", None),
+        ("title not a string but an array", 1200011),
+        ("a string, not an object", None),
+    ]
+    assert all(r.url == "https://x/p1" and r.raw for r in result.rejects)
+    assert "9999-12-31T23:59:59-12:00" in result.rejects[0].raw
+
+
+def test_a_body_over_5_mb_is_a_reject() -> None:
+    big = {**GOOD, "id": 3, "body": "<p>" + "я" * (MAX_BODY_BYTES // 2) + "</p>"}
+    result = page(GOOD, big)
+    assert [item.id for item in result.items] == [1]
+    (reject,) = result.rejects
+    assert (reject.reason, reject.item_id) == ("body over 5 MB", 3)
+    assert len(reject.raw) <= 64 * 1024
+    just_under = {**GOOD, "id": 4, "body": "x" * (MAX_BODY_BYTES - 10)}
+    assert [item.id for item in page(just_under).items] == [4]
+
+
+def test_a_number_too_long_for_int_costs_only_its_element() -> None:
+    body = b'[{"id": 1, "title": "t", "created_date": "2026-01-01"}, {"id": ' + b"9" * 5000 + b"}]"
+    result = api.parse_news_list(body, agency="a", lang="ru")
+    assert [item.id for item in result.items] == [1]
+    assert result.rejects[0].reason == "bad id inf"
+
+
+def test_duplicate_ids_on_one_page_are_one_item() -> None:
+    result = page(GOOD, {**GOOD, "title": "edited?"}, {**GOOD, "id": 2})
+    assert [(item.id, item.title) for item in result.items] == [(1, "t"), (2, "t")]
+    assert result.rejects == []
 
 
 @pytest.mark.parametrize(
@@ -211,6 +331,7 @@ def test_bad_elements_name_the_problem(elements: list, reason: str) -> None:
         (b'"ok"', "got a string"),
         (b"42", "got a number"),
         (b"\xff\xfe\x00garbage", "not JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "not JSON: nested too deep"),
     ],
 )
 def test_non_array_bodies(body: bytes, reason: str) -> None:
@@ -219,11 +340,35 @@ def test_non_array_bodies(body: bytes, reason: str) -> None:
     assert reason in caught.value.reason
 
 
-def test_empty_title_string_passes_to_validation() -> None:
-    # Shape is fine; the validate pipeline drops and counts empty titles.
+def test_empty_title_string_is_a_reject() -> None:
+    # Shape is fine, so no layout change; but an item without a title cannot be published.
     body = json.dumps([{"id": 7, "title": "  ", "created_date": "2026-01-01"}]).encode()
-    (item,) = api.parse_news_list(body, agency="a", lang="kk")
-    assert item.title == "" and item.lang == "kk"
+    result = api.parse_news_list(body, agency="a", lang="kk")
+    assert result.items == []
+    (reject,) = result.rejects
+    assert (reject.reason, reject.item_id, reject.lang) == ("title empty after cleaning", 7, "kk")
+
+
+def test_strings_are_cleaned_before_they_become_fields() -> None:
+    element = {
+        "id": "  7 ",
+        "title": "A\u0007 \u202eB\r\nC\ud800",
+        "created_date": "2026-01-01",
+        "body": "<p>x\u0001y\ud83d</p>",
+        "short_description": "s\u009fs",
+        "heropic": "/img/\u0000a.jpg",
+    }
+    (item,) = page(element).items
+    assert item.id == 7
+    assert item.title == "A B C\ufffd"
+    assert item.body_html == "<p>xy\ufffd</p>" and item.body_text == "xy\ufffd"
+    assert item.summary == "ss"
+    assert item.image == "https://www.gov.kz/img/a.jpg"
+
+
+def test_an_unjoinable_heropic_costs_only_the_image() -> None:
+    (item,) = page({**GOOD, "heropic": "http://[bad"}).items
+    assert item.image is None
 
 
 # --- missing bodies and the detail endpoint -----------------------------------------------------
@@ -231,7 +376,7 @@ def test_empty_title_string_passes_to_validation() -> None:
 
 def test_null_body_items_need_detail() -> None:
     items = parse("list_null_body.json")
-    raw = api.raw_elements(fixture("list_null_body.json"))
+    raw = json.loads(fixture("list_null_body.json"))
     assert [api.needs_detail(r) for r in raw] == [True, True, False]
     assert items[0].body_html == "" and items[0].body_text == ""
     assert items[0].summary == "Кратко о новости."
@@ -256,9 +401,11 @@ def test_needs_detail(raw: dict, expected: bool) -> None:
 
 
 def test_detail() -> None:
-    item = api.parse_news_detail(
+    result = api.parse_news_detail(
         fixture("detail.json"), agency="pravstat", lang="ru", expected_id=1171800
     )
+    assert result.rejects == []
+    (item,) = result.items
     assert item.id == 1171800 and item.title == "Без текста в списке"
     assert item.body_html.startswith("<p>Полный текст") and "<body" not in item.body_html
     assert (
@@ -269,18 +416,50 @@ def test_detail() -> None:
 
 
 @pytest.mark.parametrize(
-    ("body", "kwargs", "reason"),
+    ("body", "reason"),
     [
-        (fixture("detail_array.json"), {}, "expected a JSON object, got an array"),
-        (fixture("list_html_page.html"), {}, "not JSON: an HTML page"),
-        (b'{"error": "notFound"}', {}, "no id, title, created_date (fields: error)"),
-        (fixture("detail.json"), {"expected_id": 1}, "asked for 1, got 1171800"),
+        (fixture("detail_array.json"), "expected a JSON object, got an array"),
+        (fixture("list_html_page.html"), "not JSON: an HTML page"),
+        (b"null", "expected a JSON object, got null"),
+        (b"", "not JSON: empty"),
     ],
 )
-def test_bad_detail(body: bytes, kwargs: dict, reason: str) -> None:
+def test_detail_of_the_wrong_shape(body: bytes, reason: str) -> None:
     with pytest.raises(LayoutChanged, match="news detail") as caught:
-        api.parse_news_detail(body, agency="pravstat", lang="ru", **kwargs)
+        api.parse_news_detail(body, agency="pravstat", lang="ru")
     assert reason in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("body", "expected_id", "reason", "item_id"),
+    [
+        (b'{"error": "notFound"}', None, "no id", None),
+        (b'{"error": "notFound"}', 5, "no id", 5),  # what was asked for
+        (fixture("detail.json"), 1, "asked for 1, got 1171800", 1171800),
+        (b'{"id": 5, "title": "t", "created_date": "9999-12-31T23:59:59-12:00"}', 5,
+         "date out of range", 5),
+        (b'{"id": 5, "title": "\\u0007", "created_date": "2026-01-01"}', 5,
+         "title empty after cleaning", 5),
+        (b'{"id": "abc", "title": "t", "created_date": "2026-01-01"}', 5, "bad id 'abc'", 5),
+    ],
+)
+def test_bad_detail_is_one_reject(
+    body: bytes, expected_id: int | None, reason: str, item_id: int | None
+) -> None:
+    result = api.parse_news_detail(
+        body, agency="pravstat", lang="ru", expected_id=expected_id, url="https://x/d"
+    )
+    assert result.items == []
+    (reject,) = result.rejects
+    assert isinstance(reject, Reject)
+    assert (reject.reason, reject.item_id, reject.url) == (reason, item_id, "https://x/d")
+    assert json.loads(reject.raw) == json.loads(body)
+
+
+def test_detail_body_with_a_control_character_is_an_item() -> None:
+    body = json.dumps({**GOOD, "id": 9, "body": "<p>a\u0007b</p>"}).encode()
+    (item,) = api.parse_news_detail(body, agency="a", lang="ru", expected_id=9).items
+    assert item.body_text == "ab"
 
 
 # --- URLs -------------------------------------------------------------------------------------
@@ -379,5 +558,5 @@ def test_long_body_summary_is_cut_at_a_word() -> None:
     body = json.dumps(
         [{"id": 3, "title": "t", "created_date": "2026-01-01", "body": f"<p>{words}</p>"}]
     ).encode()
-    (item,) = api.parse_news_list(body, agency="a", lang="ru")
+    (item,) = api.parse_news_list(body, agency="a", lang="ru").items
     assert len(item.summary) <= 301 and item.summary.endswith("слово\u2026")

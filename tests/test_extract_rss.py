@@ -1,4 +1,5 @@
-"""The official per-agency RSS extractor: RSS 2.0, Atom, and what is not a feed."""
+"""The official per-agency RSS extractor: RSS 2.0, Atom, and what is not a feed; one bad
+entry (or one invalid XML character) costs only its own entry."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ import pytest
 
 from crawler.errors import LayoutChanged
 from crawler.extract import rss
+from crawler.extract.result import Extracted
 from crawler.timeutil import ALMATY
 
 FIXTURES = Path(__file__).parent / "fixtures" / "api" / "rss"
 GOVKZ_ITEM = "https://www.gov.kz/memleket/entities/pravstat/press/news/details/{}?lang={}"
 
 
-def read(name: str, lang: str = "ru", **kwargs) -> rss.RssResult:
+def read(name: str, lang: str = "ru", **kwargs) -> Extracted:
     body = (FIXTURES / name).read_bytes()
     return rss.parse_official_rss(body, agency="pravstat", lang=lang, **kwargs)
 
@@ -65,11 +67,78 @@ def test_rss2_dc_date() -> None:
     assert item.published == datetime(2026, 2, 25, 9, 30, tzinfo=ALMATY)
 
 
-def test_rss2_unplaceable_items_are_skipped_and_said() -> None:
-    skipped = read("official_rss2.xml").skipped
-    assert len(skipped) == 2
-    assert "entry 4: no news id" in skipped[0] and "press/news?lang=ru" in skipped[0]
-    assert "entry 5: 1171630: no readable date" in skipped[1]
+def test_rss2_unplaceable_items_are_rejects_with_their_xml() -> None:
+    rejects = read("official_rss2.xml", url="https://x/rss").rejects
+    assert [(r.reason, r.item_id) for r in rejects] == [
+        ("no news id", None),
+        ("bad date 'вчера'", 1171630),
+    ]
+    assert rejects[0].raw.startswith("<item ") and "press/news?lang=ru</link>" in rejects[0].raw
+    assert "<pubDate>вчера</pubDate>" in rejects[1].raw
+    assert all((r.agency, r.lang, r.url) == ("pravstat", "ru", "https://x/rss") for r in rejects)
+
+
+def test_poisoned_feed_keeps_every_good_entry() -> None:
+    """Invalid XML characters (raw control bytes in text and in CDATA, a reference to a
+    surrogate, an unescaped "&"), an overflowing date, unplaceable and duplicate entries."""
+    result = read("official_rss_poison.xml", url="https://x/rss")
+    items = {item.id: item for item in result.items}
+    assert list(items) == [1300001, 1300002, 1300003, 1300004, 1300010]
+    assert items[1300001].title == "Хорошая новость"  # not the later duplicate's title
+    assert items[1300002].title == "Звонок в заголовке"
+    assert items[1300002].body_text == "Тре вога" and "\x07" not in items[1300002].body_html
+    assert items[1300003].title == "Сло\ufffdмано"
+    assert items[1300004].categories == ["Наука техника"]  # the stray "&" is dropped
+    assert items[1300010].body_text == "Текст."
+    assert [(r.reason, r.item_id) for r in result.rejects] == [
+        ("date out of range", 1300005),
+        ("no news id", None),
+        ("title empty after cleaning", 1300006),
+        ("no news id", None),  # an id with 30 digits is none
+        ("bad date 'вчера'", 1300007),
+        ("no date", 1300008),
+        ("no title", 1300009),
+    ]
+    assert all(r.raw.startswith("<item>") and r.url == "https://x/rss" for r in result.rejects)
+
+
+def test_one_invalid_character_does_not_reject_the_whole_feed() -> None:
+    entry = (
+        "<item><title>{t}</title><pubDate>Fri, 27 Feb 2026 10:00:00 +0500</pubDate>"
+        "<link>https://www.gov.kz/memleket/entities/a/press/news/details/{i}?lang=ru</link>"
+        "<description><![CDATA[<p>{t}</p>]]></description></item>"
+    )
+    entries = [entry.format(t=t, i=i) for i, t in enumerate(["a", "b\x07c", "d\x00e", "f"], 1)]
+    body = ("<rss><channel>" + "".join(entries) + "</channel></rss>").encode()
+    result = rss.parse_official_rss(body, agency="a", lang="ru")
+    assert [(i.id, i.title, i.body_text) for i in result.items] == [
+        (1, "a", "a"), (2, "bc", "bc"), (3, "de", "de"), (4, "f", "f")
+    ]
+    assert result.rejects == []
+
+
+def test_a_truncated_feed_keeps_the_entries_before_the_cut() -> None:
+    body = (FIXTURES / "official_rss2.xml").read_bytes()
+    cut = body[: body.index(b"<title>\xd0\x94\xd0\xb0\xd1\x82\xd0\xb0 \xd0\xb2 dc:date")]
+    result = rss.parse_official_rss(cut, agency="pravstat", lang="ru")
+    assert [item.id for item in result.items] == [1171712, 1171695, 1171650]
+
+
+def test_atom_entry_poison() -> None:
+    link = "https://www.gov.kz/memleket/entities/a/press/news/details/{}?lang=kk"
+    body = (
+        '<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title>'
+        f'<entry><title>ok\x07</title><link href="{link.format(1)}"/>'
+        "<updated>2026-02-26T08:00:00Z</updated></entry>"
+        f'<entry><title>old</title><link href="{link.format(2)}"/>'
+        "<updated>0001-01-01T00:00:00Z</updated></entry>"
+        f'<entry><title type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml">&#xD800;</div>'
+        f'</title><link href="{link.format(3)}"/><updated>2026-02-26T08:00:00Z</updated></entry>'
+        "</feed>"
+    ).encode()
+    result = rss.parse_official_rss(body, agency="a", lang="kk")
+    assert [(i.id, i.title) for i in result.items] == [(1, "ok"), (3, "\ufffd")]
+    assert [(r.reason, r.item_id) for r in result.rejects] == [("date out of range", 2)]
 
 
 def test_links_point_at_the_given_site() -> None:
@@ -93,11 +162,12 @@ def test_atom() -> None:
     assert 'href="https://www.gov.kz/uploads/x.pdf"' in first.body_html
     assert second.published == datetime(2026, 2, 26, 8, 0, tzinfo=UTC)  # only <updated>
     assert second.body_html == "<p>Мәтін бірінші.</p><p>Мәтін екінші.</p>"  # xhtml unwrapped
-    assert len(result.skipped) == 1 and "urn:uuid:" in result.skipped[0]
+    (reject,) = result.rejects
+    assert reject.reason == "no news id" and "urn:uuid:" in reject.raw
 
 
 def test_empty_channel_is_valid() -> None:
-    assert read("empty_channel.xml") == rss.RssResult([], [])
+    assert read("empty_channel.xml") == Extracted()
 
 
 @pytest.mark.parametrize(
@@ -116,10 +186,18 @@ def test_not_a_feed(name: str, reason: str) -> None:
     assert caught.value.sample == (FIXTURES / name).read_bytes()[:2048]
 
 
-@pytest.mark.parametrize("body", [b"", b"   ", b"<rss><channel>", b"\x00\x01binary"])
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"   ", b"<rss><channel>", b"\x00\x01binary", b"{}", b"hello", b"<rss><channel><it"],
+)
 def test_garbage_bytes(body: bytes) -> None:
     with pytest.raises(LayoutChanged, match="not XML"):
         rss.parse_official_rss(body, agency="a", lang="ru")
+
+
+def test_a_feed_cut_inside_its_only_entry_gives_that_entry_as_a_reject() -> None:
+    result = rss.parse_official_rss(b"<rss><channel><item><title>t", agency="a", lang="ru")
+    assert result.items == [] and [r.reason for r in result.rejects] == ["no news id"]
 
 
 def test_bom_and_leading_white_space_are_tolerated() -> None:

@@ -181,7 +181,7 @@ def test_messages_are_one_line_and_name_agency_and_reason() -> None:
     before = AgencyState("astana", 3600, NOW, consecutive_failures=2, last_error="x")
     after = policy().after_crawl(before, outcome, NOW)
     found = detect(before, after, outcome, threshold=3)
-    line = "astana/en: layout_changed: layout changed: id: not an int (https://x.test/api)"
+    line = "astana/en: layout changed: id: not an int (https://x.test/api)"
     assert found == [
         Incident("astana", "failing", f"astana: 3 crawl(s) failed in a row; last error: {line}"),
         Incident("astana", "layout-changed",
@@ -196,7 +196,7 @@ def test_an_unexpected_incident_names_the_bug() -> None:
     after = policy().after_crawl(before, outcome, NOW)
     assert detect(before, after, outcome, threshold=3) == [Incident(
         "mod", "unexpected", "mod: the crawler met an unexpected error (a bug: see the log): "
-        "mod/kk: unexpected: KeyError in ArchivePipeline: 'x' (https://x.test/api)",
+        "mod/kk: KeyError in ArchivePipeline: 'x' (https://x.test/api)",
     )]  # fmt: skip
 
 

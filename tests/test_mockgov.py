@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import socket
 import threading
 import urllib.error
 import urllib.request
@@ -19,6 +20,7 @@ import pytest
 
 from crawler.items import NewsItem, item_url
 from crawler.mockgov import Fault, MockServer, MockSite, serve_in_thread, token_headers
+from crawler.mockgov.faults import FAR_DATE, POISON_FIRST_ID, POISON_JSON, RSS_PATH
 from crawler.mockgov.serve import build_parser, build_site, wsgi_resource
 from crawler.timeutil import ALMATY
 
@@ -561,6 +563,13 @@ def test_faults_are_scoped_by_path(site, server):
     assert call(server, "/api/v1/public/rss/mod/news/ru")[0] == 500
 
 
+def test_status_fault_can_send_retry_after(site, server):
+    site.faults.add(Fault("status", status=503, retry_after=30))
+    status, headers, _ = call(server, NEWS, query={"projects": "eq:mod"})
+    assert status == 503 and headers["Retry-After"] == "30"
+    assert "Retry-After" not in call(server, NEWS, query={"projects": "eq:mod"})[1]
+
+
 def test_rate_limit_fault_answers_429_with_retry_after(site, server):
     site.faults.add(Fault("rate_limit", seconds=7))
     status, headers, body = call(server, NEWS, query={"projects": "eq:mod"})
@@ -647,6 +656,8 @@ def test_latency_fault_applies_to_every_request(site, server):
         {"kind": "hang", "then": "retry"},
         {"kind": "hang", "seconds": 3600},
         {"kind": "status", "times": -1},
+        {"kind": "status", "retry_after": -1},
+        {"kind": "poison", "poison": ("number", "nope")},
     ],
 )
 def test_invalid_faults_are_refused(options):
@@ -658,6 +669,164 @@ def test_clearing_faults(site, server):
     site.faults.add(Fault("status", times=None))
     site.faults.clear()
     assert len(site.faults) == 0 and news(server)[0] == 200
+
+
+# --- poison elements ----------------------------------------------------------------------------
+def raw_news(server: MockServer, slug: str = "mod", **query: Any) -> bytes:
+    status, _, body = call(server, NEWS, query={"projects": f"eq:{slug}", **query})
+    assert status == 200, body
+    return body
+
+
+def good_ids(site: MockSite, slug: str = "mod", lang: str = "ru") -> list[int]:
+    return [item["id"] for item in site.items(slug, lang)]
+
+
+def test_each_poison_is_served_among_the_good_items(site, server):
+    """One page, every poison: the good items all there, in order, each poison once, right
+    after the first good item (the duplicate at the end), each fresh id not a real one."""
+    fault = site.faults.add(Fault("poison", agency="mod"))
+    raw = raw_news(server)
+    page = json.loads(raw)
+    good = good_ids(site)
+    assert [e["id"] for e in page if isinstance(e, dict) and e.get("id") in good] == [
+        *good, good[0]]  # the duplicate repeats the first
+    assert page[0]["id"] == good[0] and page[-1] == page[0]
+    names = [name for name, _ in fault.injected]
+    assert names == list(POISON_JSON) and fault.applied == 1
+    poisons = page[1:1 + len(POISON_JSON) - 1]  # all but the duplicate, in POISON_JSON order
+    by_name = dict(zip(names, poisons, strict=False))
+    assert by_name["number"] == 1
+    assert isinstance(by_name["no_id"], dict) and "id" not in by_name["no_id"]
+    assert by_name["bad_id"]["id"] == "abc"
+    assert "\x07" in by_name["control_char"]["body"]
+    assert "\ud800" in by_name["lone_surrogate"]["title"]
+    assert by_name["far_date"]["created_date"] == FAR_DATE == "9999-12-31T23:59:59-12:00"
+    fresh = [by_name[n]["id"] for n in ("control_char", "lone_surrogate", "far_date")]
+    assert all(i >= POISON_FIRST_ID for i in fresh) and len(set(fresh)) == 3
+    assert not set(fresh) & set(good)
+    assert [i for name, i in fault.injected if name in ("control_char", "lone_surrogate",
+                                                          "far_date")] == fresh
+    # The raw bytes: both the control character and the surrogate are JSON escapes.
+    assert b"\\u0007" in raw and b"\x07" not in raw
+    assert b"\\ud800" in raw
+
+
+@pytest.mark.parametrize("name", POISON_JSON)
+def test_one_poison_by_name(site, server, name):
+    fault = site.faults.add(Fault("poison", agency="mod", poison=name))
+    page = json.loads(raw_news(server))
+    good = good_ids(site)
+    assert [name for name, _ in fault.injected] == [name]
+    assert len(page) == len(good) + 1
+    kept = [e for e in page if isinstance(e, dict) and e.get("id") in good]
+    assert [e["id"] for e in kept] == (good + good[:1] if name == "duplicate" else good)
+    assert kept[: len(good)] == site.items("mod", "ru")  # the good items are untouched
+    element = page[-1] if name == "duplicate" else page[1]
+    expected_id = {"number": None, "no_id": None, "bad_id": "abc", "duplicate": good[0]}
+    if name in expected_id:
+        assert fault.injected == [(name, expected_id[name])]
+    if name in ("control_char", "lone_surrogate", "far_date"):
+        assert element["id"] == fault.injected[0][1] >= POISON_FIRST_ID
+        assert element["slug"] == f"poison-{name}" and element["projects"] == ["mod"]
+
+
+def test_poison_ids_never_repeat(site, server):
+    site.faults.add(Fault("poison", agency="mod", poison=("far_date",), times=None))
+    first, second = (json.loads(raw_news(server))[1]["id"] for _ in range(2))
+    assert first != second and min(first, second) >= POISON_FIRST_ID
+
+
+def test_poison_is_scoped_and_spares_the_rest(site, server):
+    site.publish("mfa-berlin", title="Посольство", body="<p>…</p>")
+    fault = site.faults.add(Fault("poison", agency="mod", lang="en", poison=("number",)))
+    assert 1 not in json.loads(raw_news(server, "mfa-berlin"))
+    assert 1 not in news(server, lang="ru")[1]  # another language of the agency
+    item_id = site.items("mod", "en")[0]["id"]
+    assert json.loads(call(server, f"{NEWS}/{item_id}",  # a detail answer is not a list
+                           headers={"Accept-Language": "en"})[2]) == site.item(item_id, "en")
+    assert fault.applied == 0 and fault.injected == []
+    assert news(server, lang="en")[1][1] == 1
+    assert fault.applied == 1
+
+
+def test_poison_leaves_empty_and_refused_pages_alone(site, server):
+    """The end of a list stays `[]`, a refusal stays a refusal; the poison waits for a page
+    with items (it is not used up)."""
+    fault = site.faults.add(Fault("poison", agency="mod", poison=("number", "no_id")))
+    assert news(server, page=2, size=10) == (200, [])
+    site.set_access("k6v1")
+    status, body = news(server)
+    assert status == 400 and body["error"] == "notAllowed"
+    assert fault.applied == 0
+    status, page = news(server, headers={"Cookie": k6v1_cookie(server)})
+    assert status == 200 and page[1] == 1 and "id" not in page[2]
+    assert fault.applied == 1 and fault.seen == 3
+
+
+def test_rss_bad_char_poisons_one_title(site, server):
+    fault = site.faults.add(Fault("poison", path=RSS_PATH, agency="mod"))
+    status, _, raw = call(server, "/api/v1/public/rss/mod/news/en")
+    assert status == 200 and raw.count(b"\x0b") == 1
+    with pytest.raises(ElementTree.ParseError):  # not well-formed XML any more
+        ElementTree.fromstring(raw)
+    titles = [i.findtext("title") for i in
+              ElementTree.fromstring(raw.replace(b"\x0b", b"")).findall("channel/item")]
+    expected = [item["title"] for item in site.items("mod", "en")]
+    assert titles == [f"Bad  char: {expected[0]}", *expected[1:]]
+    assert fault.injected == [("rss_bad_char", None)]
+    # Other agencies' feeds, and JSON-only poisons on the RSS path, are left alone.
+    assert b"\x0b" not in call(server, "/api/v1/public/rss/mfa-berlin/news/en")[2]
+    json_only = site.faults.add(Fault("poison", path=RSS_PATH, poison=("number",)))
+    ElementTree.fromstring(call(server, "/api/v1/public/rss/mod/news/en")[2])
+    assert json_only.applied == 0
+
+
+# --- connections --------------------------------------------------------------------------------
+def raw_exchange(server: MockServer, request: bytes) -> bytes:
+    """Send one raw request and read until the server closes the connection."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):  # b"": the server closed its side
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize("path", ["/robots.txt", f"{NEWS}?projects=eq:mod", "/nowhere"])
+def test_every_answer_is_http_1_1_with_a_length_and_closes_the_connection(server, path):
+    answer = raw_exchange(server, f"GET {path} HTTP/1.1\r\nHost: mock\r\n"
+                                  "Connection: keep-alive\r\n\r\n".encode())
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    assert status_line.startswith("HTTP/1.1 ")
+    assert headers["connection"] == "close"  # even though the client asked to keep it
+    assert int(headers["content-length"]) == len(body)  # and nothing follows the body
+
+
+def test_a_client_that_reuses_connections_still_gets_every_answer(site, server):
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        for _ in range(3):  # http.client reconnects when told the connection closes
+            connection.request("GET", f"{NEWS}?projects=eq:mod")
+            response = connection.getresponse()
+            assert response.status == 200 and response.will_close
+            assert len(json.loads(response.read())) == 5
+    finally:
+        connection.close()
+    assert site.count(NEWS) == 3
+
+
+def test_stop_returns_once_requests_in_flight_are_answered_and_logged(site):
+    running = serve_in_thread(site)
+    site.faults.add(Fault("latency", seconds=30))
+    worker = threading.Thread(target=news, args=(running,))
+    worker.start()
+    assert site.faults.await_waiting(1)
+    running.stop()  # releases the wait, then waits for the request thread
+    assert [(e.path, e.status) for e in site.log.entries()] == [(NEWS, 200)]
+    worker.join(10)
 
 
 # --- the request log --------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from crawler.extract.snapshot import (
     detect_layout,
     extract_snapshot,
 )
-from crawler.items import ITEM_URL_RE, NewsItem, press_page_url, synthetic_id
+from crawler.items import ITEM_URL_RE, NewsItem, Reject, press_page_url, synthetic_id
 from crawler.seeds import load_manifest, seed_files
 from crawler.timeutil import ALMATY, isoformat
 
@@ -58,6 +58,18 @@ def serialize(item: NewsItem) -> dict:
     }
 
 
+def reject_summary(reject: Reject) -> dict:
+    """A reject as expected.json describes it: its raw text by its first line and length."""
+    lines = reject.raw.split("\n")
+    return {
+        "reason": reject.reason,
+        "agency": reject.agency,
+        "item_id": reject.item_id,
+        "raw_startswith": lines[0].strip()[:60],
+        "raw_lines": len(lines),
+    }
+
+
 def run_case(case: str) -> tuple[dict, SnapshotResult]:
     folder = FIXTURES / case
     meta = tomllib.loads((folder / "meta.toml").read_text(encoding="utf-8"))
@@ -80,8 +92,10 @@ def extract_seed(name: str) -> SnapshotResult:
     )
 
 
-def extract(text: str, layout: str, agency: str | None = None) -> SnapshotResult:
-    return extract_snapshot(text, layout=layout, lang="en", agency=agency, source="snapshot:t")
+def extract(text: str, layout: str, agency: str | None = None, url: str = "") -> SnapshotResult:
+    return extract_snapshot(
+        text, layout=layout, lang="en", agency=agency, source="snapshot:t", url=url
+    )
 
 
 # ---------------------------------------------------------------- fixture directories
@@ -99,7 +113,8 @@ def test_fixture(case: str) -> None:
     meta, result = run_case(case)
     expected = json.loads((FIXTURES / case / "expected.json").read_text(encoding="utf-8"))
     assert result.blocks == expected["blocks"]
-    assert result.skipped == [tuple(s) for s in expected["skipped"]]
+    assert [reject_summary(r) for r in result.rejects] == expected["rejects"]
+    assert all(r.lang == meta["lang"] and r.url == "" for r in result.rejects)
     assert len(result.items) == len(expected["items"])
     for got, want in zip(result.items, expected["items"], strict=True):
         actual = serialize(got)
@@ -146,7 +161,7 @@ def test_fixture_invariants(case: str) -> None:
 
 def test_seed_000_sections() -> None:
     result = extract_seed("000_4ec7fd5933ffcd57.txt")
-    assert (result.blocks, len(result.items), result.skipped) == (10, 5, [])
+    assert (result.blocks, len(result.items), result.rejects) == (10, 5, [])
     assert all(item.categories == ["News", "Society"] for item in result.items)
     assert [(i.agency, i.id) for i in result.items] == [
         ("pravstat", 1171712),
@@ -171,7 +186,7 @@ def test_seed_000_sections() -> None:
 
 def test_seed_001_titled_list() -> None:
     result = extract_seed("001_28f041a508a280bb.txt")
-    assert (result.blocks, len(result.items), result.skipped) == (20, 20, [])
+    assert (result.blocks, len(result.items), result.rejects) == (20, 20, [])
     assert all(item.categories == ["Law"] for item in result.items)
     first, last = result.items[0], result.items[-1]
     assert (first.agency, first.id) == ("mfa", 997859)
@@ -194,7 +209,7 @@ def test_seed_001_titled_list() -> None:
 
 def test_seed_004_full_text() -> None:
     result = extract_seed("004_4bfc0a0de863c664.txt")
-    assert (result.blocks, len(result.items), result.skipped) == (9, 9, [])
+    assert (result.blocks, len(result.items), result.rejects) == (9, 9, [])
     dated, cut = result.items[:8], result.items[8]
     assert all(not i.incomplete and i.published for i in dated)
     assert all(i.agency == "primeminister" and i.id < 0 for i in result.items)
@@ -312,7 +327,7 @@ def test_trap_last_full_text_item_without_footer_is_incomplete() -> None:
         True,
     )
     assert cut.id == synthetic_id("primeminister", "Second", None)
-    assert result.skipped == []  # kept as an item; the pipeline reports incomplete items
+    assert result.rejects == []  # kept as an item; the pipeline reports incomplete items
 
 
 def test_trap_cut_off_right_after_the_title() -> None:
@@ -394,7 +409,10 @@ def test_junk_lines_do_not_crash() -> None:
     )
     result = extract(text, "sections")
     assert [(i.id, i.title, i.categories) for i in result.items] == [(1, "Title", ["News"])]
-    assert [reason for _, reason in result.skipped] == ["not part of any item"] * 5
+    assert [r.reason for r in result.rejects] == ["not part of any item"] * 5
+    assert [r.raw for r in result.rejects] == [
+        "Menu", "random junk", "27.02.2026", f"Source : {LINK.format(slug='a', id=2)}", "Footer"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -408,6 +426,69 @@ def test_junk_lines_do_not_crash() -> None:
 def test_no_items_raises(layout: str, text: str) -> None:
     with pytest.raises(SnapshotError, match=f"no items found for layout {layout}"):
         extract(text, layout, agency="x")
+
+
+# ---------------------------------------------------------------- poison: one block, one reject
+
+
+def test_control_characters_and_surrogates_are_cleaned_not_fatal() -> None:
+    text = (
+        "News\x07\nMore\nTi\ud800tle\x00 with \u202ebidi\n27.02.2026\n"
+        f"Bo\x1bdy\ud83d.Source : {LINK.format(slug='a', id=5)}\r\n"
+    )
+    assert detect_layout(text) == "sections"
+    (item,) = extract(text, "sections").items
+    assert item.title == "Ti\ufffdtle with bidi"
+    assert item.body_text == "Body\ufffd."
+    assert item.categories == ["News"]
+
+
+@pytest.mark.parametrize(
+    ("block", "reason", "item_id"),
+    [
+        ("Old\n01.01.0001\nB.Source : {link}", "date out of range", 7),
+        ("New\n31.12.9999\nB.Source : {link}", "date out of range", 7),
+        ("Gone\n00.01.2026\nB.Source : {link}", "invalid date 00.01.2026", 7),
+    ],
+)
+def test_impossible_dates_are_rejects_and_cost_nothing_else(
+    block: str, reason: str, item_id: int
+) -> None:
+    good = [f"Good\n27.02.2026\nG.Source : {LINK.format(slug='a', id=n)}\n" for n in (1, 2)]
+    bad = block.format(link=LINK.format(slug="b", id=7)) + "\n"
+    text = "News\nMore\n" + good[0] + bad + good[1]
+    result = extract(text, "sections", url="file:///p.txt")
+    assert [i.id for i in result.items] == [1, 2]
+    (reject,) = result.rejects
+    assert (reject.reason, reject.item_id, reject.agency) == (reason, item_id, "b")
+    assert reject.raw == bad.rstrip("\n") and reject.url == "file:///p.txt"
+
+
+@pytest.mark.parametrize("item_id", ["0", "9" * 20, "9" * 5000])
+def test_ids_that_are_none_are_rejects(item_id: str) -> None:
+    text = (
+        f"Law\nA 21.05.2025\nSource : {LINK.format(slug='a', id=1)}\n"
+        f"B 21.05.2025\nSource : {LINK.format(slug='a', id=item_id)}\n"
+    )
+    result = extract(text, "titled-list")
+    assert [i.id for i in result.items] == [1]
+    (reject,) = result.rejects
+    assert reject.reason.startswith("bad id '") and reject.item_id is None
+
+
+def test_full_text_poison_footers() -> None:
+    text = (
+        "First\nPara.\n01.08.2025, 14:40 10\n"
+        "Bad hour\nPara.\n01.08.2025, 25:61 10\n"
+        "Year one\nPara.\n01.01.0001, 10:00 10\n"
+        "Absurd views\nPara.\n02.08.2025, 10:00 " + "9" * 5000 + "\n"
+    )
+    result = extract(text, "full-text", agency="primeminister")
+    assert [(i.title, i.views) for i in result.items] == [("First", 10), ("Absurd views", None)]
+    assert [(r.reason, r.agency, r.raw.split("\n")[0]) for r in result.rejects] == [
+        ("invalid date or time in footer '01.08.2025, 25:61 10'", "primeminister", "Bad hour"),
+        ("date out of range", "primeminister", "Year one"),
+    ]
 
 
 def test_unknown_layout_and_language_and_missing_agency() -> None:

@@ -5,7 +5,10 @@ List: ``GET /api/v1/public/content-manager/news?sort-by=created_date:DESC&projec
 ``GET /api/v1/public/content-manager/news/{id}`` (assumed: one object of the same fields).
 The language is chosen by the Accept-Language header, not the URL.
 
-Every shape assumption fails loudly with LayoutChanged: garbage is never an empty page.
+A response of the wrong *shape* (not JSON, not an array / an object, an HTML page) fails
+loudly with LayoutChanged: garbage is never an empty page. One element that cannot become an
+item (not an object, no id, a bad date, ...) is a Reject in the result, and its neighbours are
+kept: one poisoned item never costs a page.
 
 ``site`` is where item links, images and body links point. The spider passes its configured base
 URL, so that against a mirror or the local mock every link stays on that host; against gov.kz
@@ -14,27 +17,31 @@ it is the default, https://www.gov.kz.
 
 from __future__ import annotations
 
-import json
-import re
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urljoin
+from urllib.parse import quote
 
 from crawler.errors import LayoutChanged
+from crawler.extract.fields import (
+    BODY_TOO_BIG,
+    SAMPLE_BYTES,
+    absolute,
+    clean_tree,
+    json_type,
+    load_json,
+    parse_created_date,
+    parse_item_id,
+    raw_json,
+    too_big,
+    unreadable,
+)
 from crawler.extract.htmlbody import clean_body, html_to_text, summarize
-from crawler.items import GOVKZ_SITE, LANGS, NewsItem, item_url
-from crawler.timeutil import ALMATY, localize
+from crawler.extract.result import Extracted, collect
+from crawler.items import GOVKZ_SITE, LANGS, NewsItem, Reject, item_url
+from crawler.sanitize import clean_line
+from crawler.timeutil import localize
 
 NEWS_PATH = "/api/v1/public/content-manager/news"
-REQUIRED_FIELDS = ("id", "title", "created_date")
-SAMPLE_BYTES = 2048
-
-# The forms of created_date seen: 2026-02-27T10:15:30.123+05:00, ...Z, no offset, a plain date.
-# fromisoformat alone would also take week dates and other forms gov.kz never sends.
-_ISO_RE = re.compile(
-    r"^\d{4}-\d{2}-\d{2}"
-    r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$"
-)
 
 
 # --- URLs and headers ---------------------------------------------------------------------------
@@ -70,30 +77,7 @@ def language_headers(lang: str) -> dict[str, str]:
     return {"Accept-Language": lang}
 
 
-# --- Field parsers ------------------------------------------------------------------------------
-
-
-def parse_created_date(value: str | None) -> datetime:
-    """An aware datetime, in gov.kz local time, from any form of ``created_date`` seen.
-
-    A value without an offset is gov.kz local time (Asia/Almaty: UTC+6 before 2024-03-01,
-    UTC+5 since); one with an offset or ``Z`` keeps its instant.
-    """
-    if not isinstance(value, str) or not _ISO_RE.match(value.strip()):
-        raise LayoutChanged(f"created_date: not an ISO 8601 date: {value!r}")
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError as exc:  # e.g. month 13: the right shape, an impossible date
-        raise LayoutChanged(f"created_date: {exc}: {value!r}") from exc
-    return localize(parsed).astimezone(ALMATY)
-
-
-def _item_id(value: Any) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise LayoutChanged(f"id: not a positive integer: {value!r}")
-    return value
+# --- One element -------------------------------------------------------------------------------
 
 
 def needs_detail(raw: dict) -> bool:
@@ -102,99 +86,106 @@ def needs_detail(raw: dict) -> bool:
     return not isinstance(body, str) or not body.strip()
 
 
-def parse_news_element(raw: Any, *, agency: str, lang: str, site: str = GOVKZ_SITE) -> NewsItem:
-    """One API news object as an item. An element without a body gives an item whose
-    body_html is "" (see needs_detail): the caller decides whether to fetch the detail."""
+def parse_news_element(
+    raw: Any, *, agency: str, lang: str, site: str = GOVKZ_SITE, url: str = ""
+) -> NewsItem | Reject:
+    """One API (or GraphQL) news object as an item, or as a Reject saying why it cannot be
+    one. An element without a body gives an item whose body_html is "" (see needs_detail):
+    the caller decides whether to fetch the detail."""
+    return element_outcome(raw, clean_tree(raw), agency=agency, lang=lang, site=site, url=url)
+
+
+def element_outcome(
+    original: Any, cleaned: Any, *, agency: str, lang: str, site: str, url: str
+) -> NewsItem | Reject:
+    """parse_news_element on an element whose clean_tree copy the caller already has.
+
+    Every failure a field can have is caught here, for this element alone: the named ones
+    (LayoutChanged from the field parsers) keep their reason, anything else is "unreadable"."""
+    try:
+        return _news_item(cleaned, agency=agency, lang=lang, site=site)
+    except LayoutChanged as exc:
+        reason = exc.reason
+    except (ValueError, OverflowError, TypeError, UnicodeError) as exc:
+        reason = unreadable(exc)
+    return Reject(agency, lang, reason, raw=raw_json(original), url=url,
+                  item_id=_usable_id(cleaned))
+
+
+def _usable_id(element: Any) -> int | None:
+    try:
+        return parse_item_id(element.get("id")) if isinstance(element, dict) else None
+    except LayoutChanged:
+        return None
+
+
+def _news_item(raw: Any, *, agency: str, lang: str, site: str) -> NewsItem:
     if not isinstance(raw, dict):
-        raise LayoutChanged(f"a {type(raw).__name__}, not an object")
-    missing = [name for name in REQUIRED_FIELDS if raw.get(name) is None]
-    if missing:
-        raise LayoutChanged(f"no {', '.join(missing)} (fields: {', '.join(sorted(raw))})")
-    item_id = _item_id(raw["id"])
-    title = raw["title"]
+        raise LayoutChanged(f"{json_type(raw)}, not an object")
+    if raw.get("id") is None:
+        raise LayoutChanged("no id")
+    item_id = parse_item_id(raw["id"])
+    title = raw.get("title")
+    if title is None:
+        raise LayoutChanged("no title")
     if not isinstance(title, str):
-        raise LayoutChanged(f"title: not a string: {title!r}")
+        raise LayoutChanged(f"title not a string but {json_type(title)}")
+    title = clean_line(title)
+    if not title:
+        raise LayoutChanged("title empty after cleaning")
+    if raw.get("created_date") is None:
+        raise LayoutChanged("no created_date")
     published = parse_created_date(raw["created_date"])
 
-    body = raw.get("body")
-    body_html, body_text = clean_body(body if isinstance(body, str) else "", site)
-    short = raw.get("short_description")
-    summary = html_to_text(short) if isinstance(short, str) else ""
-    heropic = raw.get("heropic")
-    image = urljoin(site.rstrip("/") + "/", heropic.strip()) if _filled(heropic) else None
+    body = raw.get("body") if isinstance(raw.get("body"), str) else ""
+    short = raw.get("short_description") if isinstance(raw.get("short_description"), str) else ""
+    if too_big(body) or too_big(short):
+        raise LayoutChanged(BODY_TOO_BIG)
+    body_html, body_text = clean_body(body, site)
+    summary = html_to_text(short)
     return NewsItem(
         agency=agency,
         id=item_id,
         lang=lang,
         url=item_url(agency, item_id, lang, site.rstrip("/")),
-        title=" ".join(title.split()),
+        title=title,
         published=published,
         body_text=body_text,
         body_html=body_html,
         summary=summarize(summary or body_text),
-        image=image,
+        image=absolute(site, raw.get("heropic")),
         source="api",
     )
 
 
-def _filled(value: Any) -> bool:
-    return isinstance(value, str) and bool(value.strip())
-
-
 # --- Whole responses ----------------------------------------------------------------------------
-
-
-def _load_json(body: bytes, what: str) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
-        head = body.lstrip()[:1]
-        kind = "an HTML page" if head == b"<" else "empty" if not head else f"invalid ({exc})"
-        raise LayoutChanged(f"{what}: not JSON: {kind}", sample=body[:SAMPLE_BYTES]) from exc
-
-
-def _json_type(value: Any) -> str:
-    names = {list: "an array", str: "a string", bool: "a boolean", int: "a number",
-             float: "a number", type(None): "null", dict: "an object"}
-    return names.get(type(value), type(value).__name__)
 
 
 def _describe_object(value: dict) -> str:
     error = value.get("error") or value.get("message")
     if isinstance(error, str):
         return f"an object with error {error!r}"
-    return f"an object with keys {', '.join(sorted(value)[:8])}"
+    return f"an object with keys {', '.join(sorted(map(str, value))[:8])}"
 
 
 def parse_news_list(
-    body: bytes, *, agency: str, lang: str, site: str = GOVKZ_SITE
-) -> list[NewsItem]:
-    """Items of one list page. ``[]`` (the page past the end) gives an empty list; anything
-    that is not a JSON array of news objects raises LayoutChanged naming what was wrong."""
-    data = _load_json(body, "news list")
+    body: bytes, *, agency: str, lang: str, site: str = GOVKZ_SITE, url: str = ""
+) -> Extracted:
+    """Items and rejects of one list page, in page order (an id listed twice is one item).
+
+    ``[]`` (the page past the end) gives an empty result. Anything that is not a JSON array
+    raises LayoutChanged naming what it was; an element of the array that cannot become an
+    item is a Reject with its reason and raw JSON, and costs nothing else."""
+    original, data = load_json(body, "news list")
     if not isinstance(data, list):
-        shape = _describe_object(data) if isinstance(data, dict) else _json_type(data)
+        shape = _describe_object(data) if isinstance(data, dict) else json_type(data)
         raise LayoutChanged(
             f"news list: expected a JSON array, got {shape}", sample=body[:SAMPLE_BYTES]
         )
-    items = []
-    for index, raw in enumerate(data):
-        try:
-            items.append(parse_news_element(raw, agency=agency, lang=lang, site=site))
-        except LayoutChanged as exc:
-            raise LayoutChanged(
-                f"news list: element {index}: {exc.reason}", sample=body[:SAMPLE_BYTES]
-            ) from exc
-    return items
-
-
-def raw_elements(body: bytes) -> list[dict]:
-    """The raw objects of a list page (for needs_detail), with the same checks as
-    parse_news_list; call it on a body parse_news_list accepted."""
-    data = _load_json(body, "news list")
-    if not isinstance(data, list) or not all(isinstance(raw, dict) for raw in data):
-        raise LayoutChanged("news list: expected a JSON array of objects", body[:SAMPLE_BYTES])
-    return data
+    return collect(
+        element_outcome(raw, clean, agency=agency, lang=lang, site=site, url=url)
+        for raw, clean in zip(original, data, strict=True)
+    )
 
 
 def parse_news_detail(
@@ -204,21 +195,22 @@ def parse_news_detail(
     lang: str,
     site: str = GOVKZ_SITE,
     expected_id: int | None = None,
-) -> NewsItem:
-    """The item of a detail answer: one JSON object with the list's fields. With
-    ``expected_id``, an answer about another item is a LayoutChanged too."""
-    data = _load_json(body, "news detail")
+    url: str = "",
+) -> Extracted:
+    """The item of a detail answer (one JSON object with the list's fields): one item, or
+    one Reject. With ``expected_id``, an answer about another item is a Reject "asked for X,
+    got Y", and a reject without a usable id of its own carries ``expected_id``."""
+    original, data = load_json(body, "news detail")
     if not isinstance(data, dict):
         raise LayoutChanged(
-            f"news detail: expected a JSON object, got {_json_type(data)}",
+            f"news detail: expected a JSON object, got {json_type(data)}",
             sample=body[:SAMPLE_BYTES],
         )
-    try:
-        item = parse_news_element(data, agency=agency, lang=lang, site=site)
-    except LayoutChanged as exc:
-        raise LayoutChanged(f"news detail: {exc.reason}", sample=body[:SAMPLE_BYTES]) from exc
-    if expected_id is not None and item.id != expected_id:
-        raise LayoutChanged(
-            f"news detail: asked for {expected_id}, got {item.id}", sample=body[:SAMPLE_BYTES]
-        )
-    return item
+    outcome = element_outcome(original, data, agency=agency, lang=lang, site=site, url=url)
+    if isinstance(outcome, Reject):
+        if outcome.item_id is None:
+            outcome.item_id = expected_id
+    elif expected_id is not None and outcome.id != expected_id:
+        outcome = Reject(agency, lang, f"asked for {expected_id}, got {outcome.id}",
+                         raw=raw_json(original), url=url, item_id=outcome.id)
+    return collect([outcome])

@@ -5,20 +5,29 @@ Both take ``_size``, ``_page`` and ``_lang``. Their argument types are not known
 String or an enum), and a GraphQL variable declared with the wrong type fails validation, so the
 arguments are written into the document as literals. They are checked first (integers, one of
 LANGS), so nothing from outside can change the query.
+
+Answers: one that is not JSON, not an object, or has ``errors`` and no rows is a LayoutChanged
+(its shape is wrong); a row that cannot be used (a news row without an id, an agency without a
+slug) costs only itself. News rows go through the API's own element parser.
 """
 
 from __future__ import annotations
 
-import json
+import re
 from typing import Any
 
 from crawler.errors import LayoutChanged
-from crawler.extract.api import SAMPLE_BYTES
-from crawler.items import LANGS
+from crawler.extract.api import element_outcome
+from crawler.extract.fields import SAMPLE_BYTES, json_type, load_json
+from crawler.extract.result import Extracted, collect
+from crawler.items import GOVKZ_SITE, LANGS
+from crawler.sanitize import clean_line
 
 GRAPHQL_PATH = "/graphql"
 # Scalar fields only: selecting an object-typed field without a sub-selection is a query error.
 NEWS_FIELDS = ("id", "slug", "title", "body", "created_date", "heropic", "short_description")
+# What an agency slug may be: it goes into URL paths and feed file names.
+_SLUG_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*", re.ASCII)
 
 
 def graphql_url(site: str) -> str:
@@ -61,60 +70,84 @@ def news_query(page: int, size: int, lang: str, fields: tuple[str, ...] = NEWS_F
     }
 
 
-def _data(body: bytes, field: str) -> list:
-    """``data.<field>`` of a GraphQL answer, which must be a list; errors raise LayoutChanged."""
+def _rows(body: bytes, field: str) -> tuple[list, list]:
+    """``(original, cleaned)`` rows of ``data.<field>``; LayoutChanged when the answer has the
+    wrong shape. ``errors`` next to a non-empty list is a partial answer: its rows are read
+    (a row the server could not resolve is null there, and becomes a reject)."""
     sample = body[:SAMPLE_BYTES]
-    try:
-        answer = json.loads(body)
-    except ValueError as exc:
-        raise LayoutChanged(f"graphql {field}: not JSON", sample=sample) from exc
+    original, answer = load_json(body, f"graphql {field}")
     if not isinstance(answer, dict):
         raise LayoutChanged(f"graphql {field}: expected a JSON object", sample=sample)
-    errors = answer.get("errors")
-    if errors:
-        messages = [
-            e.get("message", "?") if isinstance(e, dict) else str(e)
-            for e in (errors if isinstance(errors, list) else [errors])
-        ]
-        raise LayoutChanged(f"graphql {field}: errors: {'; '.join(messages)}", sample=sample)
     data = answer.get("data")
     rows = data.get(field) if isinstance(data, dict) else None
+    errors = answer.get("errors")
+    if errors and not (isinstance(rows, list) and rows):
+        messages = [
+            str(e.get("message", "?")) if isinstance(e, dict) else str(e)
+            for e in (errors if isinstance(errors, list) else [errors])
+        ]
+        reason = clean_line(f"graphql {field}: errors: {'; '.join(messages)}")
+        raise LayoutChanged(reason, sample=sample)
     if not isinstance(rows, list):
         raise LayoutChanged(f"graphql {field}: no list at data.{field}", sample=sample)
-    for index, row in enumerate(rows):
-        if not isinstance(row, dict):
-            raise LayoutChanged(f"graphql {field}: row {index} is not an object", sample=sample)
-    return rows
+    try:  # the same rows as sent, for the rejects' raw text
+        sent = original["data"][field]
+    except (KeyError, TypeError):  # a key that only reads "data" once cleaned
+        sent = None
+    return (sent if isinstance(sent, list) and len(sent) == len(rows) else rows), rows
 
 
-def parse_projectdetails(body: bytes) -> list[dict[str, str | None]]:
-    """Agencies of a ``projectdetails`` answer as ``{"slug", "name", "parent"}`` dicts.
+def parse_projectdetails_rows(body: bytes) -> tuple[list[dict[str, str | None]], list[str]]:
+    """Agencies of a ``projectdetails`` answer as ``{"slug", "name", "parent"}`` dicts, and one
+    line per row that was skipped ("row 1: no slug"). An empty list is the page past the end.
 
     ``parent`` is the id of the parent organisation as a string (GraphQL ids are strings), or
-    None for a top-level body. An empty list is the page past the end.
-    """
-    agencies = []
-    for index, row in enumerate(_data(body, "projectdetails")):
+    None for a top-level body. A slug listed twice is kept once, the first time."""
+    agencies: list[dict[str, str | None]] = []
+    problems: list[str] = []
+    seen: set[str] = set()
+    for index, row in enumerate(_rows(body, "projectdetails")[1]):
+        if not isinstance(row, dict):
+            problems.append(f"row {index}: {json_type(row)}, not an object")
+            continue
         slug = row.get("slug")
-        if not isinstance(slug, str) or not slug.strip():
-            raise LayoutChanged(
-                f"graphql projectdetails: row {index} has no slug (fields: {sorted(row)})",
-                sample=body[:SAMPLE_BYTES],
-            )
+        slug = slug.strip() if isinstance(slug, str) else None
+        if not slug:
+            problems.append(f"row {index}: no slug")
+            continue
+        if not _SLUG_RE.fullmatch(slug):
+            problems.append(clean_line(f"row {index}: bad slug {slug[:60]!r}"))
+            continue
+        if slug in seen:
+            continue
+        seen.add(slug)
         name = row.get("project_name")
         parent = row.get("parent_govorg")
         parent_id = parent.get("id") if isinstance(parent, dict) else None
+        if isinstance(parent_id, bool) or not isinstance(parent_id, str | int):
+            parent_id = None
         agencies.append(
             {
-                "slug": slug.strip(),
-                "name": " ".join(name.split()) if isinstance(name, str) else "",
-                "parent": str(parent_id) if parent_id not in (None, "") else None,
+                "slug": slug,
+                "name": clean_line(name) if isinstance(name, str) else "",
+                "parent": clean_line(str(parent_id)) or None if parent_id is not None else None,
             }
         )
-    return agencies
+    return agencies, problems
 
 
-def parse_news(body: bytes) -> list[dict]:
-    """The raw news objects of a ``news`` answer (ids are strings here), for
-    crawler.extract.api.parse_news_element once the caller knows each one's agency."""
-    return _data(body, "news")
+def parse_projectdetails(body: bytes) -> list[dict[str, str | None]]:
+    """The agencies of parse_projectdetails_rows, without the list of skipped rows."""
+    return parse_projectdetails_rows(body)[0]
+
+
+def parse_graphql_news(
+    body: bytes, *, agency: str, lang: str, site: str = GOVKZ_SITE, url: str = ""
+) -> Extracted:
+    """Items and rejects of a ``news`` answer, read by the API list's element parser (ids are
+    strings here; a null ``body`` or ``short_description`` gives an empty one)."""
+    original, rows = _rows(body, "news")
+    return collect(
+        element_outcome(raw, clean, agency=agency, lang=lang, site=site, url=url)
+        for raw, clean in zip(original, rows, strict=True)
+    )

@@ -3,6 +3,10 @@
 gov.kz's API hands out item bodies as HTML that is sometimes a whole ``<html>`` document and
 whose links point at the site (``/uploads/...``). Here a body is only unwrapped and its links
 made absolute; allowlist sanitizing is the feed module's job, later, on everything alike.
+
+Nothing here raises, whatever the string: lxml refuses control characters and lone surrogates
+(so the markup passes clean_text first) and, without ``huge_tree``, silently cuts text nodes
+over 10 MB; markup it cannot parse at all is simply no body.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import re
 
 import lxml.etree
 import lxml.html
+
+from crawler.sanitize import clean_text
 
 # Elements whose text is not part of what a reader sees.
 _INVISIBLE = ("script", "style", "noscript", "template", "head", "title")
@@ -25,20 +31,36 @@ _CELLS = frozenset(("td", "th"))
 # Private-use characters mark breaks while the source's own white space is folded.
 _PARA = "\ue000"
 _LINE = "\ue001"
-_PARSER = lxml.html.HTMLParser(encoding="utf-8", remove_comments=True)
+_PARSER = lxml.html.HTMLParser(encoding="utf-8", remove_comments=True, huge_tree=True)
 
 
 def _body_of(markup: str) -> lxml.html.HtmlElement | None:
     """The <body> element of ``markup``, whether it is a fragment or a whole document."""
-    if not markup or not markup.strip():
+    markup = clean_text(markup or "")
+    if not markup.strip():
         return None
     try:
         # Bytes with a fixed encoding: a str carrying an XML declaration is refused by lxml,
         # and a <meta charset> inside a body must not re-decode it.
         document = lxml.html.document_fromstring(markup.encode("utf-8"), parser=_PARSER)
-    except (lxml.etree.ParserError, ValueError):
+    except (lxml.etree.LxmlError, ValueError):  # ParserError ("Document is empty"), ...
         return None
+    if "&#" in markup:
+        _scrub(document)
     return document.find("body")
+
+
+def _scrub(document: lxml.html.HtmlElement) -> None:
+    """clean_text on every text and attribute of a parsed document: a character reference
+    ("&#7;") decodes to a control character, which lxml then refuses in any later assignment
+    (and which must not reach a field)."""
+    for el in document.iter():
+        if el.text:
+            el.text = clean_text(el.text)
+        if el.tail:
+            el.tail = clean_text(el.tail)
+        for name, value in el.attrib.items():
+            el.attrib[name] = clean_text(value)
 
 
 def clean_body(markup: str | None, site: str) -> tuple[str, str]:
@@ -52,7 +74,8 @@ def clean_body(markup: str | None, site: str) -> tuple[str, str]:
     inner = html.escape(body.text or "", quote=False) + "".join(
         lxml.html.tostring(child, encoding="unicode") for child in body
     )
-    return inner.strip(), text_of(body)
+    # Again after parsing: a character reference ("&#7;") decodes to what clean_text removes.
+    return clean_text(inner).strip(), text_of(body)
 
 
 def html_to_text(markup: str | None) -> str:
@@ -85,7 +108,7 @@ def text_of(element: lxml.html.HtmlElement) -> str:
         if text:
             paragraphs.append(text)
     # Repeated <br> become at most one blank line, like paragraph breaks.
-    return re.sub(r"\n{3,}", "\n\n", "\n\n".join(paragraphs))
+    return clean_text(re.sub(r"\n{3,}", "\n\n", "\n\n".join(paragraphs)))
 
 
 def summarize(text: str, limit: int = 300) -> str:

@@ -22,7 +22,16 @@ from xml.etree import ElementTree
 import bcrypt
 
 from crawler.items import GOVKZ_SITE, LANGS, item_url, press_page_url
-from crawler.mockgov.faults import MANGLERS, WAITS, DropConnection, Target, mangle, refusal
+from crawler.mockgov.faults import (
+    MANGLERS,
+    WAITS,
+    DropConnection,
+    Fault,
+    Target,
+    mangle,
+    poison_body,
+    refusal,
+)
 from crawler.mockgov.site import LoggedRequest, MockSite, Story
 from crawler.timeutil import localize, utcnow
 
@@ -158,7 +167,19 @@ class MockApp:
         for fault in fired:
             if fault.kind in MANGLERS:
                 response.body = mangle(fault, response.body)
+            elif fault.kind == "poison":
+                self._poison(fault, response)
         return response
+
+    def _poison(self, fault: Fault, response: Response) -> None:
+        content_type = dict(response.headers).get("Content-Type", "")
+        body = None
+        if response.status == 200:
+            body = poison_body(fault, response.body, content_type, self.site.faults.poison_ids)
+        if body is None:  # a refused or empty page: the poison waits for a real one
+            self.site.faults.void(fault)
+        else:
+            response.body = body
 
     def _route(self, request: Request) -> Response:
         method = "GET" if request.method == "HEAD" else request.method

@@ -4,15 +4,43 @@ A fault is declared once and fires on the requests it matches, ``times`` times (
 after skipping the first ``after`` matching requests:
 
     site.faults.add(Fault("status", status=500, times=2, agency="mod"))
+    site.faults.add(Fault("status", status=503, retry_after=30))   # 503 + Retry-After: 30
     site.faults.add(Fault("rate_limit", seconds=3))                 # 429 + Retry-After: 3
     site.faults.add(Fault("hang", seconds=5, then="drop"))          # site.faults.release() ends it
     site.faults.add(Fault("switch_access", scheme="k6v2", after=10, path="/"))
     site.faults.add(Fault("latency", seconds=0.05, times=None, path="/"))
+    site.faults.add(Fault("poison", agency="mod", lang="en", poison=("no_id", "bad_id")))
+    site.faults.add(Fault("poison", path=RSS_PATH, agency="mod", poison=("rss_bad_char",)))
 
 Kinds: status, rate_limit, html (a 200 HTML page on an API path), truncate (a valid prefix of the
 body), rename (a JSON field renamed, default title -> name), envelope (the bare array wrapped in
 {"content": [...]}, a plausible API redesign), hang (wait then answer or drop the connection),
-latency (wait then answer; for benchmarks), switch_access (change the access scheme).
+latency (wait then answer; for benchmarks), switch_access (change the access scheme), poison
+(hostile elements among the good ones of a page, below).
+
+Poison: ``poison`` names the elements to inject (empty: every one that fits the answer). Into a
+200 news-list page (a JSON array with at least one item), right after its first item, in this
+order (each new element gets a fresh id from POISON_FIRST_ID up, never a real item's id):
+
+    number          the bare JSON number 1
+    no_id           an item object without "id"
+    bad_id          an item with "id": "abc"
+    control_char    a good item whose body holds U+0007 (BEL; JSON "\\u0007")
+    lone_surrogate  a good item whose title holds a lone surrogate, written as the escape \\ud800
+    far_date        a good item dated "9999-12-31T23:59:59-12:00" (past year 9999 in UTC)
+    duplicate       a copy of the page's first item, same id, appended at the end of the page
+
+Into a 200 RSS answer (RSS_PATH/{slug}/news/{lang}):
+
+    rss_bad_char    a raw 0x0b byte (not allowed in XML 1.0) inside the first item's <title>
+
+The "good" poison items are copies of the page's first item (same fields, date and projects)
+with their own id, slug "poison-<name>", and a title naming the poison. Every element injected
+is appended to ``fault.injected`` as (name, id) (id None for number and no_id, "abc" for
+bad_id), so a test can look for each. A poison counts as fired (``applied``) only when it injected
+something: a refused, failed or empty (``[]``) page is left alone, and the end of a list stays
+the end. A poison on the default path (NEWS_PATH, a prefix) leaves detail answers alone too.
+
 Waits use a shared threading.Event so a test (or server shutdown) can end every wait at once;
 FaultSet.await_waiting(n) blocks until n requests are being held, so tests need no sleeps.
 Dropping a connection needs the socket, which only serve_in_thread's server has: mounted in
@@ -23,17 +51,25 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 NEWS_PATH = "/api/v1/public/content-manager/news"
+RSS_PATH = "/api/v1/public/rss/"
+# Ids of injected poison elements: far above any id the mock (or gov.kz, ~1.3 M) hands out.
+POISON_FIRST_ID = 1_900_000_000
+POISON_JSON = ("number", "no_id", "bad_id", "control_char", "lone_surrogate", "far_date",
+               "duplicate")
+POISON_RSS = ("rss_bad_char",)
+POISONS = POISON_JSON + POISON_RSS
+FAR_DATE = "9999-12-31T23:59:59-12:00"
 # A hang or a latency never waits longer than this, so a forgotten fault cannot wedge a test run.
 MAX_WAIT = 60.0
 
 REFUSALS = frozenset({"status", "rate_limit", "html"})
 MANGLERS = frozenset({"truncate", "rename", "envelope"})
 WAITS = frozenset({"hang", "latency"})
-KINDS = REFUSALS | MANGLERS | WAITS | {"switch_access"}
+KINDS = REFUSALS | MANGLERS | WAITS | {"switch_access", "poison"}
 
 HTML_PAGE = (
     b"<!DOCTYPE html><html><head><title>503 Service Temporarily Unavailable</title></head>"
@@ -65,13 +101,17 @@ class Fault:
     times: int | None = 1  # how many times it fires; None: on every matching request
     after: int = 0  # matching requests to let through before it starts firing
     status: int = 500  # kind "status"
+    retry_after: int | None = None  # kind "status": also send Retry-After (a 503 in maintenance)
     seconds: float = 1.0  # hang / latency duration; Retry-After for "rate_limit"
     then: str = "answer"  # kind "hang": "answer" normally afterwards, or "drop" the connection
     scheme: str = "k6v1"  # kind "switch_access"
     rename: tuple[str, str] = ("title", "name")  # kind "rename"
     keep: float = 0.5  # kind "truncate": the fraction of the body kept
+    poison: tuple[str, ...] = ()  # kind "poison": the elements to inject (empty: all that fit)
     seen: int = field(default=0, init=False)  # matching requests so far
     applied: int = field(default=0, init=False)  # times it fired
+    # kind "poison": (name, id) of every element injected, in order
+    injected: list[tuple[str, object]] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -82,8 +122,15 @@ class Fault:
             raise ValueError("fault 'times' and 'after' must not be negative")
         if not 0 <= self.seconds <= MAX_WAIT:
             raise ValueError(f"fault 'seconds' must be within 0..{MAX_WAIT}")
+        if self.retry_after is not None and self.retry_after < 0:
+            raise ValueError("fault 'retry_after' must not be negative")
         if not 0 <= self.keep < 1:
             raise ValueError("fault 'keep' must be within [0, 1)")
+        if isinstance(self.poison, str):  # poison="no_id" would otherwise be 5 letters
+            self.poison = (self.poison,)
+        self.poison = tuple(self.poison)
+        if unknown := set(self.poison) - set(POISONS):
+            raise ValueError(f"unknown poison {sorted(unknown)}; among {list(POISONS)}")
 
     def matches(self, target: Target) -> bool:
         return (
@@ -107,6 +154,7 @@ class FaultSet:
         self._release = threading.Event()
         self._waiting = 0  # requests inside wait() now
         self._waiting_changed = threading.Condition(self._lock)
+        self._poison_ids = 0  # poison ids handed out so far
 
     def add(self, fault: Fault) -> Fault:
         with self._lock:
@@ -144,6 +192,19 @@ class FaultSet:
                     fired.append(fault)
         return fired
 
+    def void(self, fault: Fault) -> None:
+        """Take back one firing of ``fault``: it found nothing to act on (a poison on a refused
+        or empty page), so it fires again on the next matching request."""
+        with self._lock:
+            fault.applied = max(0, fault.applied - 1)
+
+    def poison_ids(self, count: int) -> list[int]:
+        """``count`` fresh ids for poison elements, unique within this site."""
+        with self._lock:
+            first = POISON_FIRST_ID + self._poison_ids
+            self._poison_ids += count
+        return list(range(first, first + count))
+
     def wait(self, seconds: float) -> bool:
         """Wait up to ``seconds``; True if release() ended the wait early."""
         with self._lock:
@@ -180,7 +241,10 @@ def refusal(fault: Fault) -> tuple[int, list[tuple[str, str]], bytes] | None:
     if fault.kind == "status":
         body = {"error": "internalServerError" if fault.status >= 500 else "error",
                 "status": fault.status, "message": "injected fault"}
-        return fault.status, [("Content-Type", "application/json")], _json(body)
+        headers = [("Content-Type", "application/json")]
+        if fault.retry_after is not None:
+            headers.append(("Retry-After", str(fault.retry_after)))
+        return fault.status, headers, _json(body)
     if fault.kind == "rate_limit":
         body = {"error": "tooManyRequests", "status": 429, "message": "rate limit exceeded"}
         headers = [("Content-Type", "application/json"),
@@ -211,5 +275,77 @@ def mangle(fault: Fault, body: bytes) -> bytes:
     return body
 
 
+def poison_body(fault: Fault, body: bytes, content_type: str,
+                ids: Callable[[int], list[int]]) -> bytes | None:
+    """``body`` with the fault's poison elements injected, or None when none fits it (not a
+    non-empty JSON array, not an RSS document). ``ids(n)`` hands out n fresh ids."""
+    if "xml" in content_type:
+        return _poison_rss(fault, body) if _wanted(fault, POISON_RSS) else None
+    if "json" not in content_type:
+        return None
+    names = _wanted(fault, POISON_JSON)
+    try:
+        page = json.loads(body)
+    except ValueError:
+        return None  # already truncated: nothing to inject into
+    if not names or not isinstance(page, list) or not page or not isinstance(page[0], dict):
+        return None
+    first = page[0]
+    fresh = iter(ids(sum(name in _FRESH_ID for name in names)))
+    elements: list[bytes] = []  # serialized one by one: the surrogate must stay an escape
+    tail: list[bytes] = []
+    for name in names:
+        if name == "number":
+            element: object = 1
+            fault.injected.append((name, None))
+        elif name == "duplicate":
+            tail.append(_json(first))
+            fault.injected.append((name, first.get("id")))
+            continue
+        else:
+            element = _poisoned_item(name, first, next(fresh) if name in _FRESH_ID else None)
+            fault.injected.append((name, element.get("id")))
+        elements.append(json.dumps(element, ensure_ascii=name == "lone_surrogate").encode())
+    parts = [_json(first), *elements, *(_json(item) for item in page[1:]), *tail]
+    return b"[" + b", ".join(parts) + b"]"
+
+
+_FRESH_ID = frozenset({"control_char", "lone_surrogate", "far_date"})
+
+
+def _wanted(fault: Fault, names: tuple[str, ...]) -> list[str]:
+    return [name for name in names if not fault.poison or name in fault.poison]
+
+
+def _poisoned_item(name: str, template: dict, item_id: int | None) -> dict:
+    item = {**template, "slug": f"poison-{name}", "title": f"Poison {name}"}
+    if name == "no_id":
+        del item["id"]
+    elif name == "bad_id":
+        item["id"] = "abc"
+    else:
+        item["id"] = item_id
+    if name == "control_char":
+        item["body"] = "<p>A bell \u0007 rings in this body.</p>"
+    elif name == "lone_surrogate":
+        item["title"] = "Poison lone_surrogate \ud800 in the title"
+    elif name == "far_date":
+        item["created_date"] = FAR_DATE
+    return item
+
+
+def _poison_rss(fault: Fault, body: bytes) -> bytes | None:
+    start = body.find(b"<item>")
+    title = body.find(b"<title>", start) if start >= 0 else -1
+    if title < 0:
+        return None  # a feed without items: nothing to poison
+    at = title + len(b"<title>")
+    fault.injected.append(("rss_bad_char", None))
+    return body[:at] + b"Bad \x0b char: " + body[at:]
+
+
 def _json(data: object) -> bytes:
-    return json.dumps(data, ensure_ascii=False).encode()
+    try:
+        return json.dumps(data, ensure_ascii=False).encode()
+    except UnicodeEncodeError:  # a lone surrogate (poison) cannot be UTF-8: keep it escaped
+        return json.dumps(data).encode()

@@ -2,6 +2,13 @@
 mode), or from the command line (`python -m crawler.mockgov.serve --port 8081`).
 
 The mock only ever listens on the loopback interface.
+
+Connections: the threaded server answers exactly one request per connection, and says so:
+every answer is HTTP/1.1 with a Content-Length and ``Connection: close``, and the server closes
+the socket after it. A client (Twisted's connection pool, under Scrapy) therefore never reuses a
+socket the server is about to close; without the header it would, and on a busy machine a
+request sent down a half-closed socket failed and was retried, so request counts drifted.
+A "drop" fault still closes the socket without any answer, always on a fresh connection.
 """
 
 from __future__ import annotations
@@ -10,7 +17,8 @@ import argparse
 import socket
 import sys
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from socketserver import TCPServer, ThreadingMixIn
 from types import TracebackType
@@ -27,6 +35,12 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 class _Handler(SimpleHandler):
     server_software = "mockgov"
+    http_version = "1.1"
+
+    def cleanup_headers(self) -> None:
+        super().cleanup_headers()  # adds Content-Length when the app gave none
+        # One request per connection, announced, so no client sends a second one on it.
+        self.headers["Connection"] = "close"
 
     def handle_error(self) -> None:
         # An injected dropped connection must not be turned into a 500 answer.
@@ -39,6 +53,9 @@ class _Handler(SimpleHandler):
 
 
 class _RequestHandler(WSGIRequestHandler):
+    # Bounds a read from a client that connected and went quiet, so stop() cannot wedge on it.
+    timeout = 10
+
     def log_message(self, fmt: str, *args: Any) -> None:
         pass
 
@@ -62,8 +79,45 @@ class _RequestHandler(WSGIRequestHandler):
 
 
 class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
+    daemon_threads = True  # a server a test forgot to stop never keeps the interpreter alive
+    block_on_close = False  # MockServer.stop() joins the request threads, with a deadline
     allow_reuse_address = True
+    # Every request is a new connection: a burst of them must not overflow the accept queue
+    # (the default 5 makes the kernel drop SYNs, which clients resend a second later).
+    request_queue_size = 128
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.active: set[threading.Thread] = set()
+        self._active_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._active_lock:
+                self.active.discard(threading.current_thread())
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        thread = threading.Thread(target=self.process_request_thread,
+                                  args=(request, client_address), daemon=True,
+                                  name=f"mockgov-request:{self.server_port}")
+        with self._active_lock:
+            self.active.add(thread)
+        thread.start()
+
+    def join_requests(self, timeout: float, release: Callable[[], None]) -> bool:
+        """Wait until every request thread has finished; True if they all did in time."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._active_lock:
+                threads = list(self.active)
+            if not threads:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            release()  # a hang or latency that began after the last release ends too
+            threads[0].join(0.05)
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind() asks for the host's FQDN, a DNS lookup the mock never needs.
@@ -104,11 +158,17 @@ class MockServer:
         return self
 
     def stop(self) -> None:
+        """Stop accepting, finish the requests in progress, close the port.
+
+        When it returns every request the server accepted has been answered (or dropped) and
+        logged, so a test can read ``site.log`` right after the ``with`` block.
+        """
         self.site.faults.release()  # end hangs so request threads finish
         if self._thread.is_alive():
             self._server.shutdown()
             self._thread.join(timeout=5)
         self._server.server_close()
+        self._server.join_requests(10.0, self.site.faults.release)
 
     def __enter__(self) -> MockServer:
         return self

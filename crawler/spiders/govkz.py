@@ -167,6 +167,11 @@ class GovkzSpider(scrapy.Spider):
             return
         items = found.items
         yield from found.rejects  # stored and counted by the pipelines; the walk goes on
+        if found.rejects and not items:
+            # Not one element readable: no poison item but a changed layout (a renamed field).
+            reason = f"news list: every element rejected, e.g. {found.rejects[0].reason}"
+            yield from self.layout_changed(walk, response, LayoutChanged(reason))
+            return
         if page == 1:
             walk.newest = PagingPlan.newest(items)
         known = self.archive.known_hashes(walk.agency, walk.lang, [i.id for i in items])

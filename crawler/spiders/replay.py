@@ -16,6 +16,7 @@ from twisted.python.failure import Failure
 
 from crawler.errors import SnapshotError
 from crawler.extract.snapshot import decode_snapshot, detect_layout, extract_snapshot
+from crawler.problems import ProblemKind
 from crawler.seeds import SnapshotSpec, load_manifest, seed_files, spec_for
 from crawler.summary import summary_for
 
@@ -81,15 +82,21 @@ class ReplaySpider(scrapy.Spider):
                 lang=spec.lang if spec else self.lang,
                 agency=(spec.agency if spec else None) or self.agency,
                 source=f"snapshot:{name}",
+                url=response.url,  # the rejects' URL: the pipelines count them under the file
             )
         except SnapshotError as exc:
-            target.errors.append(exc.reason)
+            target.add(ProblemKind.LAYOUT_CHANGED, exc.reason, response.url)
             return
-        target.skipped += [f"{what}: {why}" for what, why in result.skipped]
         yield from result.items
+        yield from result.rejects  # stored and counted by the pipelines
 
     def snapshot_unreadable(self, failure: Failure) -> None:
         name = failure.request.cb_kwargs["name"]
-        summary_for(self.crawler).target(name).errors.append(
-            f"cannot read: {failure.getErrorMessage()}"
+        summary_for(self.crawler).target(name).add(
+            ProblemKind.HTTP_ERROR, f"cannot read: {failure.getErrorMessage()}",
+            failure.request.url,
         )
+
+    def problem_target(self, request: scrapy.Request) -> str:
+        """The seed file an unexpected exception is charged to (crawler/contain.py)."""
+        return str(request.cb_kwargs.get("name") or "crawl")
