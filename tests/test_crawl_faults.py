@@ -10,6 +10,8 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -236,6 +238,25 @@ def start_crawl(url: str, data: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
+@contextmanager
+def killed_while_hung(site: MockSite, url: str, data: Path, *args: str,
+                      where: str = "the hung request") -> Iterator[None]:
+    """Start a crawl, wait until the mock holds one of its requests (a "hang" fault), run the
+    block (it looks at what was stored so far), then SIGKILL the crawl and end the hang."""
+    process = start_crawl(url, data, *args)
+    try:
+        assert site.faults.await_waiting(1, timeout=60), f"the crawl never reached {where}"
+        yield
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == -signal.SIGKILL
+    site.faults.clear()  # ends the hang; the site answers normally again
+
+
 def integrity(data: Path) -> str:
     with archive_at(data) as archive:
         return archive.db.execute("PRAGMA integrity_check").fetchone()[0]
@@ -259,21 +280,11 @@ def test_sigkill_mid_walk_then_the_next_crawl_completes_it(
             wanted = newest(old, 4 * PAGE) | set(fresh)
         mark = high_water(tmp_path, "mod") if not first_walk else None
         site.faults.add(Fault("hang", seconds=30, agency="mod", after=2))  # page 3
-        process = start_crawl(server.url, tmp_path, *depth)
-        try:
-            assert site.faults.await_waiting(1, timeout=60), "the crawl never reached page 3"
+        with killed_while_hung(site, server.url, tmp_path, *depth, where="page 3"):
             # Page 3 is only asked for after page 2 was parsed and its items handed to the
             # pipeline (which stores each at once); page 1's were stored well before.
             stored = len(rows(tmp_path, "mod", "en"))
             assert stored >= (PAGE if first_walk else 4 * PAGE + PAGE)
-            process.send_signal(signal.SIGKILL)
-            process.communicate(timeout=30)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
-        assert process.returncode == -signal.SIGKILL
-        site.faults.clear()  # ends the hang; the site answers normally again
         assert integrity(tmp_path) == "ok"
         assert high_water(tmp_path, "mod") == mark  # a killed walk moves no mark
         kept = len(rows(tmp_path, "mod", "en"))

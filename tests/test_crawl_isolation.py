@@ -7,12 +7,11 @@ and a `crawls` row that reads `killed`.
 
 from __future__ import annotations
 
-import signal
 from datetime import timedelta
 from pathlib import Path
 
 import feedparser
-from test_crawl_faults import start_crawl
+from test_crawl_faults import killed_while_hung
 from test_crawl_mock import (
     NEWS,
     PAGE,
@@ -43,19 +42,10 @@ def test_a_killed_crawl_reaches_the_feeds_at_the_next_publish(tmp_path: Path) ->
         assert crawl(server, tmp_path).code == 0
         fresh = fill(site, "mod", 2 * PAGE, start=START + timedelta(days=2))
         site.faults.add(Fault("hang", seconds=30, agency="mod", path=NEWS, after=1))  # page 2
-        process = start_crawl(server.url, tmp_path)
-        try:
-            assert site.faults.await_waiting(1, timeout=60), "the crawl never reached page 2"
+        with killed_while_hung(site, server.url, tmp_path, where="page 2"):
             # Page 2 is asked for only after page 1's items went to the pipeline.
             stored = {r["id"] for r in rows(tmp_path, "mod", "en")}
             assert set(fresh[-PAGE:]) <= stored
-            process.send_signal(signal.SIGKILL)
-            process.communicate(timeout=30)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
-        site.faults.clear()
         assert max(fresh) not in feed_ids(tmp_path, "mod/en.atom")  # the killed crawl's lag
         with archive_at(tmp_path) as archive:  # opening the archive notices the dead process
             killed = archive.crawls(limit=1)[0]
@@ -82,17 +72,8 @@ def test_a_crawl_killed_before_publishing_is_repaired_by_a_quiet_crawl(tmp_path:
         # The killed crawl stores the two new items of page 1, then hangs on page 2, which the
         # walk asks for because page 1 was not all known.
         site.faults.add(Fault("hang", seconds=30, agency="mod", path=NEWS, after=1))
-        process = start_crawl(server.url, tmp_path)
-        try:
-            assert site.faults.await_waiting(1, timeout=60)
+        with killed_while_hung(site, server.url, tmp_path, where="page 2"):
             assert set(fresh) <= {r["id"] for r in rows(tmp_path, "mod", "en")}
-            process.send_signal(signal.SIGKILL)
-            process.communicate(timeout=30)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
-        site.faults.clear()
         assert not set(fresh) & feed_ids(tmp_path, "mod/en.atom")
         again = crawl(server, tmp_path)
     assert again.code == 0, again.output
