@@ -4,14 +4,26 @@ Each migration is a function applied once, in registration order, inside one tra
 with its row in `_migrations` (name, applied_at): a failing migration leaves no trace and stays
 pending. Never edit or reorder a released migration; append a new one.
 
-Why not sqlite-utils' own `Migrations` (or the `sqlite-migrate` shim)? Both need sqlite-utils 4,
-while the project supports >=3.38; this runner is small and works with either. Write migrations
-as SQL through db.execute(): sqlite-utils 3.x commits inside its Table methods (create,
-enable_fts, ...), which would make a failing migration leave half its changes behind there.
+Why not sqlite-utils' own `Migrations` (sqlite_utils.migrations, 4.x)? Read against 4.2:
+* its apply() computes the pending list before taking any lock and runs each migration in
+  db.atomic(), a plain deferred BEGIN. Two processes opening an old archive at once (the daemon,
+  its crawl child, `serve`) both see a migration pending; the second runs it again after the
+  first committed and fails ("table ... already exists"). Ours takes the write lock first
+  (BEGIN IMMEDIATE) and re-checks what is applied under it.
+* it records migrations in `_sqlite_migrations` (migration_set, name, applied_at): every archive
+  written so far records them in `_migrations`, a public table, and would need a bridge.
+* it does not refuse an archive that records migrations it does not know (written by a newer
+  version); ours does, before touching anything.
+
+Migrations may use sqlite-utils' Table methods (transform, add_column, enable_fts): since
+sqlite-utils 4 they run in db.atomic(), which inside our open transaction is a savepoint, so they
+no longer commit half a migration (3.x committed inside them; hence sqlite-utils>=4). Tables
+whose exact CREATE text is the public schema are written as SQL.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -31,25 +43,62 @@ def migration(fn: Migration) -> Migration:
     return fn
 
 
+# --- transactions ------------------------------------------------------------------------------
+
+
 @contextmanager
 def transaction(db: Database) -> Iterator[None]:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK when the block raises.
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK when the block raises; nested, a savepoint.
 
-    The explicit BEGIN matters: sqlite-utils 4 commits every db.execute() that runs outside an
-    open transaction, so `with db.conn:` alone would not make several writes atomic. IMMEDIATE
-    takes the write lock up front, so a read-then-write block never fails half-way on a lock
-    upgrade when another process writes too (the connection's busy timeout waits instead).
+    Kept instead of sqlite-utils' db.atomic() alone: atomic() opens with a plain (deferred)
+    BEGIN and has no way to ask for IMMEDIATE. A deferred transaction takes the write lock only
+    at its first write, and in WAL mode a block that reads and then writes while another process
+    commits fails at once with SQLITE_BUSY (the busy timeout cannot help a lock upgrade).
+    IMMEDIATE takes the write lock up front, so the connection's busy timeout waits for it
+    instead. Inside the block, sqlite-utils' own atomic() (Table.insert/update/upsert, transform,
+    ...) nests as savepoints; a nested transaction() is db.atomic() too.
     """
-    db.conn.execute("BEGIN IMMEDIATE")
-    with db.conn:  # commits on success, rolls back on any exception
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
         yield
+    except BaseException:
+        db.rollback()
+        raise
+    try:
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
+
+
+def one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+@contextmanager
+def writing(db: Database, what: str) -> Iterator[None]:
+    """One transaction(); a database failure (disk full, read-only, locked) is a StoreError
+    saying what could not be done."""
+    try:
+        with transaction(db):
+            yield
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot {what}: {one_line(exc)}") from exc
+
+
+# --- the runner --------------------------------------------------------------------------------
 
 
 def applied(db: Database) -> list[str]:
     """Names of the migrations already applied to `db`, in the order they were applied."""
-    if not db[TABLE].exists():
+    table = db.table(TABLE)
+    if not table.exists():
         return []
-    return [row["name"] for row in db.query(f"SELECT name FROM {TABLE} ORDER BY rowid")]
+    return [row["name"] for row in table.rows_where(select="name", order_by="rowid")]
 
 
 def pending(db: Database, migrations: Sequence[Migration] = MIGRATIONS) -> list[str]:
@@ -77,7 +126,7 @@ def migrate(
         raise StoreError(
             f"the archive was written by a newer version (unknown migrations: {', '.join(unknown)})"
         )
-    if not db[TABLE].exists():
+    if not db.table(TABLE).exists():
         db.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (name TEXT PRIMARY KEY, applied_at TEXT)")
     done: list[str] = []
     for fn in migrations:
@@ -90,10 +139,7 @@ def migrate(
             if fn.__name__ in applied(db):
                 continue
             fn(db)
-            db.execute(
-                f"INSERT INTO {TABLE} (name, applied_at) VALUES (?, ?)",
-                [fn.__name__, isoformat(utcnow())],
-            )
+            db.table(TABLE).insert({"name": fn.__name__, "applied_at": isoformat(utcnow())})
         done.append(fn.__name__)
     return done
 
@@ -194,7 +240,7 @@ def create_agencies(db: Database) -> None:
 def create_items_fts(db: Database) -> None:
     """FTS5 over title + body_text, kept current by triggers (sqlite-utils' own layout, so
     `sqlite-utils search` and Datasette find it); existing rows are indexed here."""
-    db["items"].enable_fts(["title", "body_text"], fts_version="FTS5", create_triggers=True)
+    db.table("items").enable_fts(["title", "body_text"], fts_version="FTS5", create_triggers=True)
     # sqlite-utils' update trigger re-indexes a row on ANY update; every crawl touches each
     # item's last_seen, so narrow it to the indexed columns to avoid re-indexing unchanged text.
     db.execute("DROP TRIGGER items_au")
@@ -360,3 +406,29 @@ def schedule_problem_kinds(db: Database) -> None:
     """The problem kinds of a target's last failed crawl (comma-separated), so incidents compare
     kinds with kinds instead of reading the error text."""
     db.execute("ALTER TABLE schedule ADD COLUMN last_kinds TEXT")
+
+
+@migration
+def schedule_targets(db: Database) -> None:
+    """The schedule is keyed by target: `agency` and `lang` columns, PRIMARY KEY (agency, lang),
+    instead of one "agency/lang" text in `agency`. Rows convert: "mod/en" becomes (mod, en).
+
+    A row whose key is not AGENCY/LANG is dropped: an agency-wide row ("mod", from before the
+    daemon crawled per language) or a malformed one. The daemon never read those (it plans
+    "agency/lang" targets only, so they were dead rows), and expanding one into a row per
+    language would invent crawl history that never happened: those targets start afresh, as
+    new ones do (spread over min_interval). An agency's items and feeds are untouched."""
+    schedule = db.table("schedule")
+    schedule.add_column("lang", str)
+    db.execute("DELETE FROM schedule WHERE agency NOT GLOB '?*/?*' OR agency GLOB '*/*/*'")
+    # In three steps, so that no step breaks the key it runs under: the language first ...
+    db.execute("UPDATE schedule SET lang = substr(agency, instr(agency, '/') + 1)")
+    # ... then the new key: transform() rebuilds the table (SQLite cannot change a primary
+    # key in place); the defaults are restated so that they stay integers (it would quote
+    # the ones it reads) ...
+    schedule.transform(
+        pk=("agency", "lang"), not_null={"agency", "lang"}, column_order=["agency", "lang"],
+        defaults={"consecutive_failures": 0, "last_new": 0},
+    )
+    # ... and only then the agency: "mod/en" and "mod/ru" are both "mod" now.
+    db.execute("UPDATE schedule SET agency = substr(agency, 1, instr(agency, '/') - 1)")

@@ -127,10 +127,10 @@ class ArchivePipeline(_SummaryAware):
             self.archive.upsert_agency(item.slug, names=names, parent=item.parent)
             return item
         if isinstance(item, SyncMark):
-            self.archive.set_high_water(item.agency, item.lang, item.newest)
+            self.archive.monitor.set_high_water(item.agency, item.lang, item.newest)
             return item
         if isinstance(item, ResponseSample):
-            self.archive.save_sample(
+            self.archive.monitor.save_sample(
                 item.agency, item.lang, url=item.url, status=item.status, reason=item.reason,
                 body=item.body, crawl_id=self.crawl_id,
             )

@@ -1,7 +1,11 @@
 """The SQLite archive: every item ever seen, its versions, the agencies and the crawl log.
 
-The only module (with crawler/migrations.py) that knows SQL. The schema is a public contract:
-people query it with sqlite-utils and Datasette (see crawler/migrations.py).
+The only module (with crawler/store_monitor.py and crawler/migrations.py) that knows SQL. The
+schema is a public contract: people query it with sqlite-utils and Datasette (see
+crawler/migrations.py). Rows are written through sqlite-utils' Table API (insert, update,
+upsert) inside our transactions (migrations.transaction: BEGIN IMMEDIATE; sqlite-utils >= 4
+nests its own writes there as savepoints); SQL is left for what needs it: counters bumped in
+place, upserts that keep old values, RETURNING, joins, IN lists and GROUP BY.
 """
 
 from __future__ import annotations
@@ -10,21 +14,22 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
+from sqlite_utils.db import NotFoundError, Table
 
 from crawler.errors import StoreError
 from crawler.items import LANGS, NewsItem, Reject
 from crawler.liveness import is_running, start_time
-from crawler.migrations import migrate, transaction
+from crawler.migrations import migrate, one_line, writing
 from crawler.problems import Problem, ProblemKind
-from crawler.store_monitor import MonitorTables
+from crawler.store_monitor import Monitor, Target
 from crawler.timeutil import ALMATY, isoformat, localize, utcnow
 
 CRAWL_STATUSES = ("running", "ok", "partial", "failed", "killed")
@@ -32,6 +37,7 @@ CRAWL_COUNTS = ("found", "new", "updated", "unchanged", "rejected", "incomplete"
 AGENCY_FIELDS = ("enabled", "parent", "kind")
 ITEM_ORDER = "published DESC, id DESC"
 KEY_WHERE = "agency = ? AND lang = ?"
+FTS_ORDER = f"items_fts.rank, {ITEM_ORDER}"
 # Parameters per IN (...) query: well under SQLite's oldest limit of 999 variables.
 CHUNK = 500
 
@@ -40,10 +46,6 @@ class SaveResult(StrEnum):
     NEW = "new"
     UPDATED = "updated"
     UNCHANGED = "unchanged"
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _stamp(now: datetime | None) -> str:
@@ -68,11 +70,18 @@ def _decode_item(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-class Archive(MonitorTables):
-    """The archive on one sqlite-utils Database (one connection: use it from one thread)."""
+class Archive:
+    """The archive on one sqlite-utils Database (one connection: use it from one thread).
+
+    Items, versions, agencies, crawls, rejects and feed marks are its own methods; the
+    bookkeeping of crawling and monitoring (walk marks, samples, schedule, incidents) is its
+    component `monitor` (crawler/store_monitor.py), on the same connection.
+    """
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.monitor = Monitor(db)
+        self._tables: dict[str, Table] = {}
 
     @classmethod
     def open(cls, path: str | Path) -> Archive:
@@ -90,7 +99,7 @@ class Archive(MonitorTables):
                 db.close()
                 raise
         except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot open archive {path}: {_one_line(exc)}") from exc
+            raise StoreError(f"cannot open archive {path}: {one_line(exc)}") from exc
         return archive
 
     @classmethod
@@ -105,30 +114,31 @@ class Archive(MonitorTables):
 
     # --- plumbing -------------------------------------------------------------------------
 
-    @contextmanager
-    def _writing(self, what: str) -> Iterator[None]:
-        """One transaction; a database failure (disk full, read-only, locked) is a StoreError."""
-        try:
-            with transaction(self.db):
-                yield
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot {what}: {_one_line(exc)}") from exc
+    def _writing(self, what: str) -> AbstractContextManager[None]:
+        """One transaction (BEGIN IMMEDIATE); a database failure is a StoreError."""
+        return writing(self.db, what)
+
+    def _table(self, name: str) -> Table:
+        # Cached: db.table() looks the name up among the views on every call.
+        if name not in self._tables:
+            self._tables[name] = self.db.table(name)
+        return self._tables[name]
 
     def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        """The rows of a query that needs SQL (DISTINCT, GROUP BY, a join)."""
         return list(self.db.query(sql, list(params)))
 
-    def _insert(self, table: str, row: dict[str, Any]) -> int:
-        cols = ", ".join(row)
-        marks = ", ".join("?" * len(row))
-        sql = f"INSERT INTO {table} ({cols}) VALUES ({marks})"
-        return self.db.execute(sql, list(row.values())).lastrowid or 0
+    def _where(self, table: str, where: str | None = None, args: Iterable[Any] = (), *,
+               order_by: str | None = None, limit: int | None = None,
+               select: str = "*") -> list[dict[str, Any]]:
+        return list(self._table(table).rows_where(
+            where, list(args), order_by=order_by, limit=limit, select=select))
 
-    def _update(self, table: str, where: dict[str, Any], changes: dict[str, Any]) -> None:
-        sets = ", ".join(f"{col} = ?" for col in changes)
-        cond = " AND ".join(f"{col} = ?" for col in where)
-        self.db.execute(
-            f"UPDATE {table} SET {sets} WHERE {cond}", [*changes.values(), *where.values()]
-        )
+    def _get(self, table: str, pk: Any) -> dict[str, Any] | None:
+        try:
+            return self._table(table).get(pk)
+        except NotFoundError:
+            return None
 
     # --- crawls ---------------------------------------------------------------------------
 
@@ -138,17 +148,18 @@ class Archive(MonitorTables):
         """A `running` crawl row, with the process running it (this one unless `pid`)."""
         pid = os.getpid() if pid is None else pid
         with self._writing("record the crawl"):
-            return self._insert("crawls", {
+            crawls = self._table("crawls").insert({
                 "kind": kind, "target": target, "started": _stamp(now),
                 "pid": pid, "pid_started": start_time(pid),
             })  # fmt: skip
+            return crawls.last_rowid or 0
 
     def mark_killed_crawls(self, *, now: datetime | None = None) -> list[int]:
         """Mark `killed` every `running` crawl whose process is gone; return their ids.
 
         Done on every open, but never waiting: when another process holds the write lock, a
         reader must not wait for it, and the next open marks them instead."""
-        running = self._rows("SELECT id, pid, pid_started FROM crawls WHERE status = 'running'")
+        running = self._where("crawls", "status = 'running'", select="id, pid, pid_started")
         gone = [row["id"] for row in running if not is_running(row["pid"], row["pid_started"])]
         if not gone:
             return []
@@ -164,14 +175,20 @@ class Archive(MonitorTables):
     def _mark_killed(self, gone: list[int], now: datetime | None) -> list[int]:
         problem = Problem(ProblemKind.CRASHED, "crawl", "the crawl process ended without "
                           "finishing (killed, timed out or crashed)")
+        killed = []
         with self._writing("record killed crawls"):
+            crawls = self._table("crawls")
             for crawl_id in gone:
-                self._update("crawls", {"id": crawl_id, "status": "running"}, {
+                row = self._get("crawls", crawl_id)
+                if row is None or row["status"] != "running":
+                    continue  # it finished (or went) since it was read, before the lock
+                crawls.update(crawl_id, {
                     "status": "killed", "finished": _stamp(now), "error_count": 1,
                     "errors": json.dumps([problem.line()]),
                     "problems": json.dumps([problem.to_dict()]),
                 })  # fmt: skip
-        return gone
+                killed.append(crawl_id)
+        return killed
 
     def finish_crawl(
         self,
@@ -194,12 +211,13 @@ class Archive(MonitorTables):
             "problems": json.dumps([p.to_dict() for p in problems], ensure_ascii=False),
         }  # fmt: skip
         with self._writing("record the crawl"):
-            if not self._rows("SELECT id FROM crawls WHERE id = ?", [crawl_id]):
-                raise ValueError(f"no crawl {crawl_id}")
-            self._update("crawls", {"id": crawl_id}, changes)
+            try:
+                self._table("crawls").update(crawl_id, changes)
+            except NotFoundError:
+                raise ValueError(f"no crawl {crawl_id}") from None
 
     def crawls(self, limit: int = 20) -> list[dict]:
-        rows = self._rows("SELECT * FROM crawls ORDER BY id DESC LIMIT ?", [limit])
+        rows = self._where("crawls", order_by="id DESC", limit=limit)
         return [{**row, "errors": json.loads(row["errors"] or "[]"),
                  "problems": [Problem.from_dict(p) for p in json.loads(row["problems"] or "[]")]}
                 for row in rows]
@@ -229,11 +247,8 @@ class Archive(MonitorTables):
             return cursor.fetchone()[0] == 1
 
     def rejects(self, agency: str | None = None, limit: int = 50) -> list[dict]:
-        where, params = ("WHERE agency = ?", [agency]) if agency else ("", [])
-        return self._rows(
-            f"SELECT * FROM rejects {where} ORDER BY last_seen DESC, key LIMIT ?",
-            [*params, limit],
-        )
+        where, args = ("agency = ?", [agency]) if agency else (None, [])
+        return self._where("rejects", where, args, order_by="last_seen DESC, key", limit=limit)
 
     # --- items ----------------------------------------------------------------------------
 
@@ -258,10 +273,11 @@ class Archive(MonitorTables):
                 self._insert_new(item, digest, stamp, crawl_id)
                 self._feed_behind(item)
                 return SaveResult.NEW
-            key = {"agency": item.agency, "id": item.id, "lang": item.lang}
+            key = (item.agency, item.id, item.lang)
+            items = self._table("items")
             if item.incomplete and not row["incomplete"]:
                 # A cut-off copy of an item we hold complete: never downgrade it.
-                self._update("items", key, {"last_seen": stamp})
+                items.update(key, {"last_seen": stamp})
                 return SaveResult.UNCHANGED
             changes = self._metadata_changes(row, item)
             changes["last_seen"] = stamp
@@ -278,7 +294,7 @@ class Archive(MonitorTables):
                 }  # fmt: skip
                 self._insert_version(item, version, digest, stamp, crawl_id)
                 result = SaveResult.UPDATED
-            self._update("items", key, changes)
+            items.update(key, changes)
             if result is SaveResult.UPDATED:
                 self._feed_behind(item)
             return result
@@ -295,7 +311,7 @@ class Archive(MonitorTables):
 
     def feeds_behind(self) -> dict[tuple[str, str], int]:
         """{(agency, lang): seq} of the groups whose feeds are behind the archive."""
-        rows = self._rows("SELECT agency, lang, seq FROM feed_marks WHERE seq > published_seq")
+        rows = self._where("feed_marks", "seq > published_seq", select="agency, lang, seq")
         return {(row["agency"], row["lang"]): row["seq"] for row in rows}
 
     def feeds_published(self, marks: dict[tuple[str, str], int]) -> None:
@@ -325,7 +341,7 @@ class Archive(MonitorTables):
         return changes
 
     def _insert_new(self, item: NewsItem, digest: str, stamp: str, crawl_id: int | None) -> None:
-        self._insert("items", {
+        self._table("items").insert({
             "agency": item.agency, "id": item.id, "lang": item.lang,
             "published": _published(item.published), "title": item.title, "url": item.url,
             "summary": item.summary, "body_text": item.body_text, "body_html": item.body_html,
@@ -339,15 +355,14 @@ class Archive(MonitorTables):
     def _insert_version(
         self, item: NewsItem, version: int, digest: str, stamp: str, crawl_id: int | None
     ) -> None:
-        self._insert("item_versions", {
+        self._table("item_versions").insert({
             "agency": item.agency, "id": item.id, "lang": item.lang, "version": version,
             "title": item.title, "body_text": item.body_text, "body_html": item.body_html,
             "content_hash": digest, "seen_at": stamp, "crawl_id": crawl_id,
         })  # fmt: skip
 
     def _get_raw(self, agency: str, item_id: int, lang: str) -> dict[str, Any] | None:
-        sql = f"SELECT * FROM items WHERE {KEY_WHERE} AND id = ?"
-        return next(iter(self._rows(sql, [agency, lang, item_id])), None)
+        return self._get("items", (agency, item_id, lang))
 
     def get_item(self, agency: str, item_id: int, lang: str) -> dict | None:
         row = self._get_raw(agency, item_id, lang)
@@ -360,18 +375,18 @@ class Archive(MonitorTables):
         for start in range(0, len(wanted), CHUNK):
             chunk = wanted[start : start + CHUNK]
             marks = ", ".join("?" * len(chunk))
-            sql = f"SELECT id, content_hash FROM items WHERE {KEY_WHERE} AND id IN ({marks})"
-            rows = self._rows(sql, [agency, lang, *chunk])
+            rows = self._where("items", f"{KEY_WHERE} AND id IN ({marks})",
+                               [agency, lang, *chunk], select="id, content_hash")
             found.update((row["id"], row["content_hash"]) for row in rows)
         return found
 
     def versions(self, agency: str, item_id: int, lang: str) -> list[dict]:
-        sql = f"SELECT * FROM item_versions WHERE {KEY_WHERE} AND id = ? ORDER BY version"
-        return self._rows(sql, [agency, lang, item_id])
+        return self._where("item_versions", f"{KEY_WHERE} AND id = ?", [agency, lang, item_id],
+                           order_by="version")
 
     def translations(self, agency: str, item_id: int) -> dict[str, str]:
-        sql = "SELECT lang, url FROM items WHERE agency = ? AND id = ? ORDER BY lang"
-        rows = self._rows(sql, [agency, item_id])
+        rows = self._where("items", "agency = ? AND id = ?", [agency, item_id],
+                           order_by="lang", select="lang, url")
         return {row["lang"]: row["url"] for row in rows}
 
     # --- feeds and search -----------------------------------------------------------------
@@ -381,13 +396,13 @@ class Archive(MonitorTables):
     ) -> list[dict]:
         """Complete items (dated, not cut off), newest first."""
         where = ["incomplete = 0", "published IS NOT NULL"]
-        params: list[Any] = []
+        args: list[Any] = []
         for col, value in (("agency", agency), ("lang", lang)):
             if value is not None:
                 where.append(f"{col} = ?")
-                params.append(value)
-        sql = f"SELECT * FROM items WHERE {' AND '.join(where)} ORDER BY {ITEM_ORDER} LIMIT ?"
-        return [_decode_item(row) for row in self._rows(sql, [*params, limit])]
+                args.append(value)
+        rows = self._where("items", " AND ".join(where), args, order_by=ITEM_ORDER, limit=limit)
+        return [_decode_item(row) for row in rows]
 
     def feed_groups(self) -> list[tuple[str, str]]:
         rows = self._rows(
@@ -399,17 +414,16 @@ class Archive(MonitorTables):
     def search(self, query: str, limit: int = 20) -> list[dict]:
         """Items whose title or body contains every word of `query`, best match first.
 
-        Each word is quoted, so FTS5 syntax in user input (AND, NOT, *, :, quotes) is literal.
+        sqlite-utils' quote_fts() quotes each word, so FTS5 syntax in user input (AND, NOT, *,
+        :, parentheses) is literal; a "quoted phrase" stays a phrase, and an unbalanced quote
+        is closed. A query with no word left finds nothing.
         """
-        words = query.split()
-        if not words:
+        match = self.db.quote_fts(query)
+        if not match:
             return []
-        match = " ".join('"' + word.replace('"', '""') + '"' for word in words)
-        rows = self._rows(
-            "SELECT items.* FROM items_fts JOIN items ON items.rowid = items_fts.rowid "
-            f"WHERE items_fts MATCH ? ORDER BY items_fts.rank, {ITEM_ORDER} LIMIT ?",
-            [match, limit],
-        )
+        items = self._table("items")
+        columns = [column.name for column in items.columns]  # not the rowid search() adds
+        rows = items.search(match, order_by=FTS_ORDER, columns=columns, limit=limit)
         return [_decode_item(row) for row in rows]
 
     # --- agencies -------------------------------------------------------------------------
@@ -432,7 +446,9 @@ class Archive(MonitorTables):
             raise ValueError(f"unknown agency fields: {', '.join(sorted(unknown))}")
         if set(names or {}) - set(LANGS):
             raise ValueError(f"agency names must be keyed by language {LANGS}: {names}")
-        values = {f"name_{lang}": name for lang, name in (names or {}).items() if name}
+        values: dict[str, Any] = {
+            f"name_{lang}": name for lang, name in (names or {}).items() if name
+        }
         values |= fields
         if values.get("enabled") is None:
             values.pop("enabled", None)  # NOT NULL: "not given", never "unknown"
@@ -440,16 +456,43 @@ class Archive(MonitorTables):
             values["enabled"] = int(bool(values["enabled"]))
         stamp = _stamp(now)
         with self._writing(f"save agency {slug}"):
-            rows = self._rows("SELECT * FROM agencies WHERE slug = ?", [slug])
-            if not rows:
-                self._insert(
-                    "agencies", {"slug": slug, **values, "first_seen": stamp, "updated": stamp}
-                )
+            agencies = self._table("agencies")
+            row = self._get("agencies", slug)
+            if row is None:
+                agencies.insert({"slug": slug, **values, "first_seen": stamp, "updated": stamp})
                 return
-            changes = {col: v for col, v in values.items() if rows[0][col] != v}
+            changes = {col: v for col, v in values.items() if row[col] != v}
             if changes:
-                self._update("agencies", {"slug": slug}, {**changes, "updated": stamp})
+                agencies.update(slug, {**changes, "updated": stamp})
 
     def agencies(self) -> list[dict]:
-        rows = self._rows("SELECT * FROM agencies ORDER BY slug")
+        rows = self._where("agencies", order_by="slug")
         return [{**row, "enabled": bool(row["enabled"])} for row in rows]
+
+    def item_counts(self) -> dict[str, int]:
+        rows = self._rows("SELECT agency, count(*) AS n FROM items GROUP BY agency")
+        return {row["agency"]: row["n"] for row in rows}
+
+    # --- for callers outside the store's owners: archive.monitor, as it was spelled --------
+    # crawler/commands.py (last_strategy), scheduler/commands.py (schedule, incidents),
+    # tests/test_crawl_faults.py (high_water, samples), tests/test_status_browser.py
+    # (save_schedule). New code calls archive.monitor.
+
+    def high_water(self, agency: str, lang: str) -> datetime | None:
+        return self.monitor.high_water(agency, lang)
+
+    def samples(self, agency: str | None = None, limit: int = 20) -> list[dict]:
+        return self.monitor.samples(agency, limit)
+
+    def last_strategy(self, site: str) -> str | None:
+        return self.monitor.last_strategy(site)
+
+    def schedule(self) -> dict[str, dict[str, Any]]:
+        """The schedule by target key ("agency/lang"; JSON-friendly): monitor.schedule()."""
+        return {target.key: row for target, row in self.monitor.schedule().items()}
+
+    def save_schedule(self, target: Target | str, **fields: Any) -> None:
+        self.monitor.save_schedule(Target.of(target), **fields)
+
+    def incidents(self, limit: int = 50) -> list[dict]:
+        return self.monitor.incidents(limit)

@@ -1,7 +1,8 @@
 """Which crawls are worth telling someone about, and the incidents' Atom feed.
 
 Pure: a crawl's states before and after (scheduler/policy.py) and its outcome in, incidents
-out; the daemon stores them (Archive.add_incident) and publishes the feed.
+out; the daemon stores them (archive.monitor.add_incident, the target as "agency/lang" in the
+`incidents` table's `agency` column) and publishes the feed.
 
 Rules, chosen so that a broken agency yields a few incidents, not one per crawl:
 
@@ -24,6 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 from crawler.feeds import EntryData, FeedMeta, render_atom
+from crawler.store_monitor import Target
 from crawler.timeutil import localize
 from scheduler.policy import AgencyState, CrawlOutcome, one_line
 
@@ -48,17 +50,17 @@ _TITLES = {
 
 @dataclass(frozen=True)
 class Incident:
-    agency: str
+    target: Target
     kind: str  # one of KINDS
-    message: str  # one line, names the agency and the reason
+    message: str  # one line, names the target ("agency/lang") and the reason
 
 
 def _evidence(outcome: CrawlOutcome, kind: str) -> str:
     return next((line for k, line in outcome.evidence if k == kind), outcome.error or "")
 
 
-def _message(agency: str, text: str) -> str:
-    return one_line(f"{agency}: {text}", MESSAGE_CHARS)
+def _message(target: Target, text: str) -> str:
+    return one_line(f"{target.key}: {text}", MESSAGE_CHARS)
 
 
 def detect(
@@ -67,22 +69,22 @@ def detect(
     """The incidents one crawl opens (usually none), in KINDS order."""
     if threshold < 1:
         raise ValueError(f"the failure threshold must be at least 1, not {threshold}")
-    agency = after.agency
+    target = after.target
     found: list[Incident] = []
     if outcome.ok:
         if before.consecutive_failures >= threshold:
             n = before.consecutive_failures
-            found.append(Incident(agency, "recovered", _message(
-                agency, f"crawled successfully again after {n} failed crawl(s) in a row")))
+            found.append(Incident(target, "recovered", _message(
+                target, f"crawled successfully again after {n} failed crawl(s) in a row")))
         return found
     if after.consecutive_failures == threshold:
-        found.append(Incident(agency, "failing", _message(
-            agency, f"{threshold} crawl(s) failed in a row; last error: {outcome.error}")))
+        found.append(Incident(target, "failing", _message(
+            target, f"{threshold} crawl(s) failed in a row; last error: {outcome.error}")))
     previous = set(before.last_kinds) if before.consecutive_failures else set()
     for kind in KINDS[2:]:
         if kind in outcome.kinds and kind not in previous:
-            found.append(Incident(agency, kind, _message(
-                agency, f"{_PROBLEMS[kind]}: {_evidence(outcome, kind)}")))
+            found.append(Incident(target, kind, _message(
+                target, f"{_PROBLEMS[kind]}: {_evidence(outcome, kind)}")))
     return found
 
 
@@ -103,7 +105,7 @@ def _base(base_url: str) -> str:
 
 
 def incident_entries(rows: Iterable[Mapping[str, Any]], *, base_url: str) -> list[EntryData]:
-    """Rows of the `incidents` table (Archive.incidents) as feed entries. The id is the
+    """Rows of the `incidents` table (archive.monitor.incidents) as feed entries. The id is the
     incident's anchor on this installation's status page, the link that page filtered to the
     agency. A row without a readable date is left out."""
     base = _base(base_url)

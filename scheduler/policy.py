@@ -4,7 +4,8 @@ No clock and no sleeps here: every function takes `now` (an aware datetime) and 
 values, and randomness comes from an injected random.Random, so tests replay any history exactly.
 The numbers come from crawler.config.Schedule ([schedule] in the config file).
 
-The adaptation rule, per agency:
+The adaptation rule, per target (an agency in one language, crawler.store_monitor.Target; "agency"
+below means a target):
 
 * `interval` is what the agency has taught us: how often it publishes. A new agency starts at
   the geometric mean of min_interval and max_interval (1 h with the defaults).
@@ -37,6 +38,7 @@ from typing import Any
 from crawler.config import Schedule
 from crawler.problems import Problem
 from crawler.sanitize import truncate
+from crawler.store_monitor import Target
 from crawler.timeutil import isoformat, localize
 
 SHRINK = 0.5  # interval factor after a crawl that found items
@@ -84,9 +86,9 @@ def _date(value: Any, field: str) -> datetime | None:
 
 @dataclass(frozen=True)
 class AgencyState:
-    """One row of the archive's `schedule` table."""
+    """One row of the archive's `schedule` table: the schedule and health of one target."""
 
-    agency: str
+    target: Target
     interval: int  # seconds: the learned interval (backoff never changes it)
     next_crawl: datetime | None
     last_crawl: datetime | None = None
@@ -99,10 +101,11 @@ class AgencyState:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> AgencyState:
-        """A row from Archive.schedule(): ISO strings (or datetimes) become aware datetimes."""
+        """A row from archive.monitor.schedule() (its `agency` and `lang` are the target): ISO
+        strings (or datetimes) become aware datetimes."""
         dates = {f: _date(row.get(f), f) for f in _DATES}
         return cls(
-            agency=row["agency"],
+            target=Target(row["agency"], row["lang"]),
             interval=int(row.get("interval") or 3600),
             last_error=row.get("last_error"),
             consecutive_failures=int(row.get("consecutive_failures") or 0),
@@ -111,17 +114,21 @@ class AgencyState:
             **dates,
         )
 
-    def to_row(self) -> dict[str, Any]:
-        """The row to store: `row.pop("agency")` then Archive.save_schedule(agency, **row)."""
+    def fields(self) -> dict[str, Any]:
+        """The row's columns but its key: monitor.save_schedule(state.target, **state.fields())."""
         row: dict[str, Any] = {
-            "agency": self.agency, "interval": self.interval,
-            "last_error": self.last_error, "consecutive_failures": self.consecutive_failures,
-            "last_new": self.last_new, "last_kinds": ",".join(self.last_kinds) or None,
+            "interval": self.interval, "last_error": self.last_error,
+            "consecutive_failures": self.consecutive_failures, "last_new": self.last_new,
+            "last_kinds": ",".join(self.last_kinds) or None,
         }  # fmt: skip
         for f in _DATES:
             value = getattr(self, f)
             row[f] = isoformat(value) if value else None
         return row
+
+    def to_row(self) -> dict[str, Any]:
+        """The whole row, as the `schedule` table holds it (from_row reads it back)."""
+        return {"agency": self.target.agency, "lang": self.target.lang, **self.fields()}
 
 
 @dataclass(frozen=True)
@@ -171,9 +178,9 @@ class CrawlOutcome:
         return cls.failed([f"crawl crashed: {detail or 'no detail'}"], crashed=True)
 
     @classmethod
-    def from_summary(cls, summary: Any, *, agency: str) -> CrawlOutcome:
-        """Read a CrawlSummary.to_dict() of a crawl of `agency` (a target "agency/lang", or an
-        agency, whose "agency/lang" targets are then all its own).
+    def from_summary(cls, summary: Any, *, agency: str | Target) -> CrawlOutcome:
+        """Read a CrawlSummary.to_dict() of a crawl of `agency` (a Target or its "agency/lang",
+        or an agency, whose "agency/lang" targets are then all its own).
 
         Counts and problems come from the agency's targets plus the crawl-wide ones (no "/":
         "crawl", "feeds"), whose failing problems are every agency's; a target's problems of a
@@ -181,6 +188,7 @@ class CrawlOutcome:
         the agency and no crawl-wide one is a failure: a crawl that ran always reports."""
         if not isinstance(summary, Mapping):
             return cls.crash(f"the crawl printed {type(summary).__name__}, not a summary")
+        agency = str(agency)  # a summary names its targets "agency/lang"
         targets = [t for t in summary.get("targets") or () if isinstance(t, Mapping)]
 
         def owned(target: Mapping[str, Any]) -> bool:
@@ -193,7 +201,7 @@ class CrawlOutcome:
         problems: list[tuple[str, str]] = []
         for t in mine:
             for raw in t.get("problems") or ():
-                problem = Problem.from_dict(raw) if isinstance(raw, Mapping) else None
+                problem = Problem.from_dict(dict(raw)) if isinstance(raw, Mapping) else None
                 if problem is not None and problem.fails:
                     problems.append((str(problem.kind), f"{problem.target}: {problem.line()}"))
         if not any("/" in str(t.get("target", "")) for t in mine) and not problems:
@@ -240,11 +248,11 @@ class Policy:
         offset = index * self.schedule.min_interval // count
         return _ceil_second(_aware(now)) + timedelta(seconds=offset)
 
-    def initial(self, agency: str, now: datetime, *, index: int = 0, count: int = 1
+    def initial(self, target: Target, now: datetime, *, index: int = 0, count: int = 1
                 ) -> AgencyState:
-        """The state of an agency seen for the first time: its first crawl is slot `index` of
+        """The state of a target seen for the first time: its first crawl is slot `index` of
         `count` spread over the next min_interval."""
-        return AgencyState(agency, self.start_interval, self._spread(now, index, count))
+        return AgencyState(target, self.start_interval, self._spread(now, index, count))
 
     def after_crawl(self, state: AgencyState, outcome: CrawlOutcome, now: datetime
                     ) -> AgencyState:
@@ -259,7 +267,7 @@ class Policy:
             else:
                 interval = self.clamp(interval * self.grow)
             failures, wait = 0, float(interval)
-            last = {"last_success": stamp}
+            last: dict[str, Any] = {"last_success": stamp}
         else:
             failures = state.consecutive_failures + 1
             wait = interval * self.backoff ** min(failures - 1, MAX_BACKOFF_STEPS)
@@ -286,29 +294,29 @@ class Policy:
             return replace(state, next_crawl=min(state.next_crawl, latest))
         return replace(state, next_crawl=self._spread(now, index, count))
 
-    def startup(self, known: Iterable[AgencyState], agencies: Iterable[str], now: datetime
+    def startup(self, known: Iterable[AgencyState], targets: Iterable[Target], now: datetime
                 ) -> list[AgencyState]:
-        """The plan when the daemon starts: one state per agency in `agencies` (that order),
-        restored when known, initial when new. Overdue and new agencies share one spread over
-        the next min_interval: most overdue first, then new ones in the given order. Known
-        agencies that are not listed (disabled, removed) are left out."""
+        """The plan when the daemon starts: one state per target in `targets` (that order),
+        restored when known, initial when new. Overdue and new targets share one spread over
+        the next min_interval: most overdue first (ties by "agency/lang"), then new ones in the
+        given order. Known targets that are not listed (disabled, removed) are left out."""
         _aware(now)
-        by_agency = {s.agency: s for s in known}
-        names = list(dict.fromkeys(agencies))
-        waiting = [by_agency[a] for a in names if a in by_agency]
+        by_target = {s.target: s for s in known}
+        wanted = list(dict.fromkeys(targets))
+        waiting = [by_target[t] for t in wanted if t in by_target]
         waiting = [s for s in waiting if not self._ahead(s, now)]
-        waiting.sort(key=lambda s: (s.next_crawl is not None, s.next_crawl or now, s.agency))
-        queue = [s.agency for s in waiting] + [a for a in names if a not in by_agency]
-        slot = {agency: i for i, agency in enumerate(queue)}
+        waiting.sort(key=lambda s: (s.next_crawl is not None, s.next_crawl or now, s.target.key))
+        queue = [s.target for s in waiting] + [t for t in wanted if t not in by_target]
+        slot = {target: i for i, target in enumerate(queue)}
         out = []
-        for agency in names:
-            if agency not in by_agency:
-                out.append(self.initial(agency, now, index=slot[agency], count=len(queue)))
-            elif agency in slot:
-                out.append(self.restore(by_agency[agency], now, index=slot[agency],
+        for target in wanted:
+            if target not in by_target:
+                out.append(self.initial(target, now, index=slot[target], count=len(queue)))
+            elif target in slot:
+                out.append(self.restore(by_target[target], now, index=slot[target],
                                         count=len(queue)))
             else:
-                out.append(self.restore(by_agency[agency], now))
+                out.append(self.restore(by_target[target], now))
         return out
 
     @staticmethod

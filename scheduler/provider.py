@@ -4,12 +4,14 @@ so `serve` alone shows the same as the running daemon)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from crawler.agencies import AgencyRegistry
 from crawler.store import Archive
+from crawler.store_monitor import Target
 from scheduler.status_page import AgencyStatus
 
 log = logging.getLogger(__name__)
@@ -28,20 +30,22 @@ class ArchiveStatus:
     """StatusProvider over the archive's `schedule` table, item counts and the feeds dir."""
 
     def __init__(self, archive: Archive, registry: AgencyRegistry, feeds: Path,
-                 targets: list[str] | None = None) -> None:
+                 targets: Iterable[Target | str] | None = None) -> None:
         self.archive = archive
         self.registry = registry
         self.feeds = feeds
-        self.targets = targets  # what the daemon crawls; None: whatever the schedule holds
+        # What the daemon crawls (Targets, or "agency/lang" from the command line); None:
+        # whatever the schedule holds.
+        self.targets = None if targets is None else [Target.of(t) for t in targets]
 
     def agencies_status(self) -> list[AgencyStatus]:
-        schedule = self.archive.schedule()
+        schedule = self.archive.monitor.schedule()
         counts = self.archive.item_counts()
-        keys = self.targets if self.targets is not None else sorted(schedule)
+        targets = self.targets if self.targets is not None else list(schedule)
         by_agency: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-        for key in keys:
-            agency, _, lang = key.partition("/")
-            by_agency.setdefault(agency, []).append((lang, schedule.get(key, {})))
+        for target in targets:
+            by_agency.setdefault(target.agency, []).append(
+                (target.lang, schedule.get(target, {})))
         for agency in counts:  # archived agencies no longer crawled still show
             by_agency.setdefault(agency, [])
         return [self._status(agency, rows, counts.get(agency, 0))
@@ -52,12 +56,12 @@ class ArchiveStatus:
         failing = [r for _, r in rows if r.get("consecutive_failures")]
         # The most recent error of a target that is failing now (ISO UTC strings sort by time).
         last = max(failing, key=lambda r: r.get("last_error_at") or "", default=None)
-        nexts = [_when(r.get("next_crawl")) for _, r in rows if r.get("next_crawl")]
+        nexts = [when for _, r in rows if (when := _when(r.get("next_crawl"))) is not None]
         return AgencyStatus(
             slug=agency,
             name=self.registry.name(agency, "en"),
             enabled=bool(rows),
-            langs=[lang for lang, _ in rows if lang],
+            langs=[lang for lang, _ in rows],
             last_success=_latest([_when(r.get("last_success")) for _, r in rows]),
             last_error=last.get("last_error") if last else None,
             last_error_at=_when(last.get("last_error_at")) if last else None,

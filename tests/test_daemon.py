@@ -28,6 +28,7 @@ from twisted.python.failure import Failure
 from crawler.config import Config, Schedule
 from crawler.runner import project_settings
 from crawler.store import Archive
+from crawler.store_monitor import Target
 from crawler.summary import TargetSummary
 from crawler.timeutil import utcnow
 from scheduler.daemon import BATCH_WINDOW, Daemon
@@ -35,6 +36,7 @@ from scheduler.daemon import BATCH_WINDOW, Daemon
 T0 = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
 MIN, MAX, TIMEOUT = 600, 21600, 900
 START_INTERVAL = 3600  # the geometric mean of MIN and MAX: where a new agency starts
+T = Target.parse  # the tests name targets as the crawl child's --target does
 STEADY = Schedule(min_interval=MIN, max_interval=MAX, jitter=0, crawl_timeout=TIMEOUT,
                   failure_threshold=3)
 
@@ -150,7 +152,11 @@ class Harness:
         return self.daemon.scheduler
 
     def row(self, key: str) -> dict[str, Any]:
-        return self.daemon.archive.schedule()[key]
+        return self.daemon.archive.monitor.schedule()[T(key)]
+
+    def rows(self) -> dict[str, dict[str, Any]]:
+        """The schedule table by "agency/lang"."""
+        return {t.key: row for t, row in self.daemon.archive.monitor.schedule().items()}
 
     def crawl(self, summary: Any = None, **exit: Any) -> FakeChild:
         """Start the next batch (as a due job would) and let its child end as told."""
@@ -162,8 +168,8 @@ class Harness:
 
     def start_batch(self, *keys: str) -> FakeChild:
         before = len(self.reactor.children)
-        for key in keys or self.daemon.targets:
-            self.daemon.enqueue(key)
+        for target in [T(key) for key in keys] or self.daemon.targets:
+            self.daemon.enqueue(target)
         self.reactor.advance(0)
         assert len(self.reactor.children) == before + 1, "no crawl started"
         return self.reactor.children[-1]
@@ -228,7 +234,7 @@ def metric(daemon: Daemon, name: str, **labels: str) -> float | None:
 def test_first_start_spreads_every_target_over_min_interval(make: Any) -> None:
     keys = [f"agency{n}/en" for n in range(5)]
     h = make(keys)
-    rows = h.daemon.archive.schedule()
+    rows = h.rows()
     assert set(rows) == set(keys)
     starts = [when(rows[key], "next_crawl") for key in keys]
     # Evenly spaced whole seconds in [now, now + min_interval), in the given order.
@@ -249,22 +255,22 @@ def test_restart_keeps_future_crawls_and_spreads_overdue_ones(make: Any, tmp_pat
         "gone/en": {"next_crawl": T0 - timedelta(hours=9), "interval": 900},  # no longer crawled
     }
     for key, row in stored.items():
-        archive.save_schedule(key, **row)
+        archive.monitor.save_schedule(T(key), **row)
     archive.close()
 
     h = make(["soon/en", "far/en", "late/en", "later/en", "new/en"])
     states = h.daemon.states
-    assert set(states) == {"soon/en", "far/en", "late/en", "later/en", "new/en"}
+    assert set(states) == {T(k) for k in ("soon/en", "far/en", "late/en", "later/en", "new/en")}
     # A crawl still ahead is kept, with what the agency taught us.
-    assert states["soon/en"].next_crawl == T0 + timedelta(minutes=5)
-    assert (states["soon/en"].interval, states["soon/en"].consecutive_failures) == (1200, 2)
-    assert states["far/en"].next_crawl == T0 + timedelta(seconds=MAX)
+    assert states[T("soon/en")].next_crawl == T0 + timedelta(minutes=5)
+    assert (states[T("soon/en")].interval, states[T("soon/en")].consecutive_failures) == (1200, 2)
+    assert states[T("far/en")].next_crawl == T0 + timedelta(seconds=MAX)
     # Missed crawls (most overdue first) and the new agency share one spread: no stampede.
-    spread = [states[k].next_crawl for k in ("late/en", "later/en", "new/en")]
+    spread = [states[T(k)].next_crawl for k in ("late/en", "later/en", "new/en")]
     assert spread == [T0, T0 + timedelta(seconds=MIN // 3), T0 + timedelta(seconds=2 * MIN // 3)]
-    assert states["late/en"].interval == 900
+    assert states[T("late/en")].interval == 900
     # And that plan is what the archive holds now; the dropped agency's row is left alone.
-    rows = h.daemon.archive.schedule()
+    rows = h.rows()
     assert when(rows["later/en"], "next_crawl") == T0 + timedelta(seconds=MIN // 3)
     assert when(rows["gone/en"], "next_crawl") == T0 - timedelta(hours=9)
 
@@ -272,15 +278,15 @@ def test_restart_keeps_future_crawls_and_spreads_overdue_ones(make: Any, tmp_pat
 def test_a_restart_resumes_the_learned_schedule(make: Any) -> None:
     h = make(["mod/en"])
     h.crawl(summary(target("mod/en", new=4)))
-    next_crawl = h.daemon.states["mod/en"].next_crawl
+    next_crawl = h.daemon.states[T("mod/en")].next_crawl
     h.daemon.archive.close()
 
     again = make(["mod/en", "mod/ru"], now=h.now + timedelta(minutes=10))
-    assert again.daemon.states["mod/en"] == h.daemon.states["mod/en"]
-    assert again.daemon.states["mod/en"].next_crawl == next_crawl
+    assert again.daemon.states[T("mod/en")] == h.daemon.states[T("mod/en")]
+    assert again.daemon.states[T("mod/en")].next_crawl == next_crawl
     # /metrics knows the agency's last success at once, not only after its next crawl.
     assert metric(again.daemon, "last_success_timestamp_seconds", agency="mod") == (
-        h.daemon.states["mod/en"].last_success.timestamp())
+        h.daemon.states[T("mod/en")].last_success.timestamp())
 
 
 # --- start: jobs and the first batch ------------------------------------------------------------
@@ -299,8 +305,8 @@ def test_start_schedules_one_job_per_target_and_crawls_the_due_ones_in_one_batch
     assert set(jobs) == {f"crawl:{k}" for k in keys}
     for key in keys:
         job = jobs[f"crawl:{key}"]
-        assert job.next_run_time == h.daemon.states[key].next_crawl
-        assert (job.coalesce, job.max_instances, job.args) == (True, 1, (key,))
+        assert job.next_run_time == h.daemon.states[T(key)].next_crawl
+        assert (job.coalesce, job.max_instances, job.args) == (True, 1, (T(key),))
     assert ("before", "shutdown", h.daemon.stop) in h.reactor.triggers
 
     h.reactor.advance(0)  # the scheduler wakes up; the jobs run "in a thread", then enqueue
@@ -336,7 +342,7 @@ def test_successful_crawls_update_the_schedule_and_adapt_the_interval(make: Any)
     assert h.row("mod/en")["interval"] == START_INTERVAL // 2 * 3 // 2
     assert h.row("mod/en")["last_new"] == 0
     assert h.jobs.run_date("mod/en") == when(h.row("mod/en"), "next_crawl")
-    assert h.daemon.archive.incidents() == []
+    assert h.daemon.archive.monitor.incidents() == []
 
 
 def incident_feed(tmp_path: Path) -> Any:
@@ -364,7 +370,7 @@ def test_failures_back_off_open_one_failing_incident_and_a_recovery(
         assert when(row, "last_success") < when(row, "last_error_at") == h.now
         waits.append((when(row, "next_crawl") - h.now).total_seconds())
         assert h.jobs.run_date("mod/en") == when(row, "next_crawl")
-        kinds = [i["kind"] for i in h.daemon.archive.incidents()]
+        kinds = [i["kind"] for i in h.daemon.archive.monitor.incidents()]
         assert kinds == ([] if failures < 3 else ["failing"])  # once per streak
     assert waits == [interval, 2 * interval, 4 * interval, MAX, MAX]
 
@@ -377,7 +383,7 @@ def test_failures_back_off_open_one_failing_incident_and_a_recovery(
     row = h.row("mod/en")
     assert row["consecutive_failures"] == 0
     assert when(row, "next_crawl") == h.now + timedelta(seconds=row["interval"])
-    assert [i["kind"] for i in h.daemon.archive.incidents()] == ["recovered", "failing"]
+    assert [i["kind"] for i in h.daemon.archive.monitor.incidents()] == ["recovered", "failing"]
     feed = incident_feed(tmp_path)
     assert [e.title for e in feed.entries] == ["mod/en: recovered", "mod/en: failing"]
     assert "after 5 failed crawl(s)" in feed.entries[0].summary
@@ -397,7 +403,7 @@ def test_a_hung_crawl_is_killed_at_the_timeout_and_recorded(make: Any) -> None:
         assert row["last_error"] == f"crawl timed out after {TIMEOUT} s: this target had not " \
             "finished"
         assert row["consecutive_failures"] == 1
-    assert sorted((i["agency"], i["kind"]) for i in h.daemon.archive.incidents()) == [
+    assert sorted((i["agency"], i["kind"]) for i in h.daemon.archive.monitor.incidents()) == [
         ("mfa/en", "timeout"), ("mod/en", "timeout")]
     assert h.daemon.running is None
 
@@ -406,14 +412,14 @@ def test_a_timed_out_batch_fails_only_the_targets_that_had_not_finished(make: An
     h = make(["mod/en", "mfa/en"])
     child = h.start_batch()
     # mod/en's walk completed (its mark is in the archive) before mfa/en hung.
-    h.daemon.archive.set_high_water("mod", "en", None)
+    h.daemon.archive.monitor.set_high_water("mod", "en", None)
     h.advance(TIMEOUT)
     child.exit(signo=signal.SIGKILL)
     h.reactor.advance(0)
     assert h.row("mod/en")["consecutive_failures"] == 0
     assert h.row("mod/en")["last_success"] is not None
     assert h.row("mfa/en")["consecutive_failures"] == 1
-    assert [(i["agency"], i["kind"]) for i in h.daemon.archive.incidents()] == [
+    assert [(i["agency"], i["kind"]) for i in h.daemon.archive.monitor.incidents()] == [
         ("mfa/en", "timeout")]
 
 
@@ -431,7 +437,7 @@ def test_a_poison_target_never_marks_its_batch_mates_failing(make: Any) -> None:
     assert poisoned["consecutive_failures"] == 1
     assert "OverflowError" in poisoned["last_error"] and "rejected" not in poisoned["last_error"]
     assert poisoned["last_kinds"] == "unexpected"
-    assert sorted((i["agency"], i["kind"]) for i in h.daemon.archive.incidents()) == [
+    assert sorted((i["agency"], i["kind"]) for i in h.daemon.archive.monitor.incidents()) == [
         ("mfa/en", "failing"), ("mfa/en", "unexpected")]
     assert metric(h.daemon, "crawl_problems_total", agency="astana", kind="rejected") == 1
     assert metric(h.daemon, "crawl_problems_total", agency="mfa", kind="unexpected") == 1
@@ -459,7 +465,7 @@ def test_a_crash_is_recorded_with_a_one_line_reason(make: Any, exit: dict[str, A
     row = h.row("mod/en")
     assert row["last_error"] == expected
     assert row["consecutive_failures"] == 1
-    assert [(i["kind"], "\n" in i["message"]) for i in h.daemon.archive.incidents()] == [
+    assert [(i["kind"], "\n" in i["message"]) for i in h.daemon.archive.monitor.incidents()] == [
         ("crashed", False)]
 
 
@@ -488,7 +494,7 @@ def test_a_target_missing_from_the_summary_failed(make: Any, general: list[dict[
 def test_a_child_that_cannot_be_started_is_a_crash_not_a_stuck_daemon(make: Any) -> None:
     h = make(["mod/en"])
     h.reactor.spawn_error = OSError(12, "Cannot allocate memory")
-    h.daemon.enqueue("mod/en")
+    h.daemon.enqueue(T("mod/en"))
     h.reactor.advance(0)
     assert h.daemon.running is None
     row = h.row("mod/en")
@@ -510,9 +516,9 @@ def test_targets_due_together_share_one_child_and_none_is_queued_twice(make: Any
     h = make(["a/en", "b/en", "c/en"],
              Schedule(min_interval=60, max_interval=3600, jitter=0, crawl_timeout=TIMEOUT))
     assert timedelta(seconds=20) <= BATCH_WINDOW < timedelta(seconds=40)
-    h.daemon.enqueue("a/en")
-    h.daemon.enqueue("a/en")
-    assert h.daemon.queue == ["a/en"]
+    h.daemon.enqueue(T("a/en"))
+    h.daemon.enqueue(T("a/en"))
+    assert h.daemon.queue == [T("a/en")]
     h.reactor.advance(0)
     assert len(h.reactor.children) == 1
     first = h.reactor.children[0]
@@ -521,12 +527,12 @@ def test_targets_due_together_share_one_child_and_none_is_queued_twice(make: Any
     assert first.args[-4:] == ["--target", "a/en", "--target", "b/en"]
     assert "--json" in first.args
 
-    h.daemon.enqueue("a/en")  # running: not queued again
-    h.daemon.enqueue("b/en")
-    h.daemon.enqueue("c/en")  # queued, but one child at a time
-    h.daemon.enqueue("c/en")
+    h.daemon.enqueue(T("a/en"))  # running: not queued again
+    h.daemon.enqueue(T("b/en"))
+    h.daemon.enqueue(T("c/en"))  # queued, but one child at a time
+    h.daemon.enqueue(T("c/en"))
     h.reactor.advance(0)
-    assert h.daemon.queue == ["c/en"]
+    assert h.daemon.queue == [T("c/en")]
     assert len(h.reactor.children) == 1
 
     h.advance(1)
@@ -566,8 +572,8 @@ def test_stop_terminates_the_running_crawl_and_waits_for_it(make: Any) -> None:
     # Being stopped says nothing about the agency: its row and jobs are as they were.
     assert h.row("mod/en") == before
     assert h.jobs.jobs == {}
-    assert h.daemon.archive.incidents() == []
-    h.daemon.enqueue("mod/en")
+    assert h.daemon.archive.monitor.incidents() == []
+    h.daemon.enqueue(T("mod/en"))
     h.reactor.advance(0)
     assert len(h.reactor.children) == 1 and h.daemon.queue == []
 

@@ -183,11 +183,14 @@ def integrity(db: Path) -> str:
 
 
 def schedule_rows(db: Path) -> dict[str, dict[str, Any]]:
+    """The schedule table by "agency/lang" (its rows key each target by two columns)."""
     archive = Archive.open(db)
     try:
-        return archive.schedule()
+        rows = archive.monitor.schedule()
     finally:
         archive.close()
+    assert all((row["agency"], row["lang"]) == (t.agency, t.lang) for t, row in rows.items())
+    return {target.key: row for target, row in rows.items()}
 
 
 def item_counts(db: Path) -> dict[str, int]:

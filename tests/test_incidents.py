@@ -12,6 +12,7 @@ import pytest
 from crawler.config import Schedule
 from crawler.problems import ProblemKind
 from crawler.store import Archive
+from crawler.store_monitor import Target
 from crawler.summary import CrawlSummary
 from crawler.timeutil import ALMATY
 from scheduler.incidents import Incident, detect, incident_entries, incident_feed
@@ -20,6 +21,8 @@ from scheduler.policy import AgencyState, CrawlOutcome, Policy
 NOW = datetime(2026, 9, 1, 12, 0, tzinfo=ALMATY)
 BASE = "https://monitor.example.org/govkz/"
 LAYOUT_MESSAGE = "akimat astana: layout changed & 'x' (1 < 2)"
+MOD = Target("mod", "ru")
+ASTANA = Target("astana", "en")
 
 def crawled(agency: str = "mod", **targets: list[tuple[ProblemKind, str]]) -> CrawlOutcome:
     """The outcome the daemon reads from a crawl summary whose targets ("mod__ru" is
@@ -61,19 +64,18 @@ def run(history: str, *, threshold: int = 3, archive: Archive | None = None) -> 
     """Feed one outcome per letter through the policy; the incident kinds of each crawl. With
     an archive, every state goes through the schedule table between crawls (a restart)."""
     p = Policy(Schedule(jitter=30), random.Random(3))
-    state = p.initial("mod", NOW)
+    state = p.initial(MOD, NOW)
     kinds = []
     for step, letter in enumerate(history):
         now = NOW + timedelta(hours=step)
         after = p.after_crawl(state, OUTCOMES[letter], now)
         found = detect(state, after, OUTCOMES[letter], threshold=threshold)
-        assert all(i.agency == "mod" for i in found)
+        assert all(i.target == MOD and i.message.startswith("mod/ru: ") for i in found)
         kinds.append([i.kind for i in found])
         state = after
         if archive is not None:
-            row = state.to_row()
-            archive.save_schedule(row.pop("agency"), **row)
-            state = AgencyState.from_row(archive.schedule()["mod"])
+            archive.monitor.save_schedule(state.target, **state.fields())
+            state = AgencyState.from_row(archive.monitor.schedule()[MOD])
     return kinds
 
 
@@ -144,7 +146,7 @@ def test_threshold_one_reports_failing_and_the_problem_together() -> None:
 def test_a_request_timeout_inside_a_crawl_is_not_a_crawl_timeout() -> None:
     outcome = crawled(mod__ru=[(ProblemKind.TIMEOUT, "timed out: https://x.test/api")])
     assert not outcome.ok
-    state = AgencyState("mod", 3600, NOW)
+    state = AgencyState(MOD, 3600, NOW)
     after = policy().after_crawl(state, outcome, NOW)
     assert detect(state, after, outcome, threshold=3) == []
 
@@ -162,47 +164,47 @@ def test_a_request_timeout_inside_a_crawl_is_not_a_crawl_timeout() -> None:
 def test_the_crawl_before_is_judged_by_its_kinds_not_its_text(
     last_kinds: tuple[str, ...], last_error: str | None, expected: list[str]
 ) -> None:
-    before = AgencyState("mod", 3600, NOW, consecutive_failures=1, last_error=last_error,
+    before = AgencyState(MOD, 3600, NOW, consecutive_failures=1, last_error=last_error,
                          last_kinds=last_kinds)
     after = policy().after_crawl(before, OUTCOMES["L"], NOW)
     assert [i.kind for i in detect(before, after, OUTCOMES["L"], threshold=3)] == expected
 
 
 def test_the_kinds_of_a_crawl_before_a_success_are_no_longer_the_previous_ones() -> None:
-    before = AgencyState("mod", 3600, NOW, consecutive_failures=0, last_kinds=("unexpected",))
+    before = AgencyState(MOD, 3600, NOW, consecutive_failures=0, last_kinds=("unexpected",))
     after = policy().after_crawl(before, OUTCOMES["U"], NOW)
     assert [i.kind for i in detect(before, after, OUTCOMES["U"], threshold=3)] == ["unexpected"]
 
 
 def test_messages_are_one_line_and_name_agency_and_reason() -> None:
     outcome = crawled(
-        "astana", astana__en=[(ProblemKind.LAYOUT_CHANGED, "layout changed:\n  id: not an int")]
+        "astana/en", astana__en=[(ProblemKind.LAYOUT_CHANGED, "layout changed:\n  id: not an int")]
     )
-    before = AgencyState("astana", 3600, NOW, consecutive_failures=2, last_error="x")
+    before = AgencyState(ASTANA, 3600, NOW, consecutive_failures=2, last_error="x")
     after = policy().after_crawl(before, outcome, NOW)
     found = detect(before, after, outcome, threshold=3)
     line = "astana/en: layout changed: id: not an int (https://x.test/api)"
     assert found == [
-        Incident("astana", "failing", f"astana: 3 crawl(s) failed in a row; last error: {line}"),
-        Incident("astana", "layout-changed",
-                 f"astana: gov.kz answered in a shape the extractors do not know: {line}"),
+        Incident(ASTANA, "failing", f"astana/en: 3 crawl(s) failed in a row; last error: {line}"),
+        Incident(ASTANA, "layout-changed",
+                 f"astana/en: gov.kz answered in a shape the extractors do not know: {line}"),
     ]
 
 
 def test_an_unexpected_incident_names_the_bug() -> None:
     outcome = crawled(mod__ru=[(ProblemKind.HTTP_ERROR, "HTTP 500 from https://x.test/api")],
                       mod__kk=[(ProblemKind.UNEXPECTED, "KeyError in ArchivePipeline: 'x'")])
-    before = AgencyState("mod", 3600, NOW)
+    before = AgencyState(MOD, 3600, NOW)
     after = policy().after_crawl(before, outcome, NOW)
     assert detect(before, after, outcome, threshold=3) == [Incident(
-        "mod", "unexpected", "mod: the crawler met an unexpected error (a bug: see the log): "
+        MOD, "unexpected", "mod/ru: the crawler met an unexpected error (a bug: see the log): "
         "mod/kk: KeyError in ArchivePipeline: 'x' (https://x.test/api)",
     )]  # fmt: skip
 
 
 def test_long_messages_are_cut() -> None:
     outcome = crawled(mod__ru=[(ProblemKind.LAYOUT_CHANGED, "layout changed: " + "x " * 400)])
-    before = AgencyState("mod", 3600, NOW)
+    before = AgencyState(MOD, 3600, NOW)
     after = policy().after_crawl(before, outcome, NOW)
     (incident,) = detect(before, after, outcome, threshold=3)
     assert len(incident.message) <= 300 and "\n" not in incident.message
@@ -210,7 +212,7 @@ def test_long_messages_are_cut() -> None:
 
 @pytest.mark.parametrize("threshold", [0, -1])
 def test_threshold_must_be_positive(threshold: int) -> None:
-    state = AgencyState("mod", 3600, NOW)
+    state = AgencyState(MOD, 3600, NOW)
     with pytest.raises(ValueError):
         detect(state, state, OUTCOMES["F"], threshold=threshold)
 
@@ -219,14 +221,14 @@ def test_threshold_must_be_positive(threshold: int) -> None:
 
 
 def stored_incidents() -> list[dict]:
-    archive = Archive.memory()
-    archive.add_incident("mod", "failing", "mod: 3 crawl(s) failed in a row; last error: x",
+    monitor = Archive.memory().monitor
+    monitor.add_incident("mod", "failing", "mod: 3 crawl(s) failed in a row; last error: x",
                          now=NOW)
-    archive.add_incident("akimat astana", "layout-changed", LAYOUT_MESSAGE,
+    monitor.add_incident("akimat astana", "layout-changed", LAYOUT_MESSAGE,
                          now=NOW + timedelta(minutes=5))
-    archive.add_incident("mod", "recovered", "mod: crawled successfully again",
+    monitor.add_incident("mod", "recovered", "mod: crawled successfully again",
                          now=(NOW + timedelta(hours=1)).astimezone(UTC))
-    return archive.incidents()
+    return monitor.incidents()
 
 
 def test_incident_entries() -> None:

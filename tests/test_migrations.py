@@ -13,9 +13,10 @@ from sqlite_utils import Database
 
 from crawler import migrations
 from crawler.errors import StoreError
-from crawler.migrations import MIGRATIONS, applied, migrate, pending
+from crawler.migrations import MIGRATIONS, applied, migrate, pending, transaction
 from crawler.problems import ProblemKind
 from crawler.store import Archive
+from crawler.store_monitor import Target
 from scheduler.policy import AgencyState
 
 NAMES = [fn.__name__ for fn in MIGRATIONS]
@@ -119,21 +120,59 @@ def test_upgrading_from_the_previous_version_keeps_and_indexes_old_rows(tmp_path
     archive.close()
 
 
-def test_a_failing_migration_leaves_no_trace_and_stays_pending(db: Database) -> None:
-    # SQL rather than Table.create(): sqlite-utils 3.x commits inside its own methods.
+@pytest.mark.parametrize("how", ["sql", "table-methods"])
+def test_a_failing_migration_leaves_no_trace_and_stays_pending(db: Database, how: str) -> None:
+    # Table methods too: since sqlite-utils 4 they nest in the migration's transaction as
+    # savepoints (3.x committed inside them, which is why the project needs sqlite-utils>=4).
     def first(db: Database) -> None:
         db.execute("CREATE TABLE first (id INTEGER PRIMARY KEY)")
 
     def broken(db: Database) -> None:
-        db.execute("CREATE TABLE half (id INTEGER PRIMARY KEY)")
+        if how == "sql":
+            db.execute("CREATE TABLE half (id INTEGER PRIMARY KEY)")
+        else:
+            db.table("half").create({"id": int, "name": str}, pk="id")
+            db.table("half").insert({"id": 1, "name": "x"})
+            db.table("first").add_column("extra", str)
+            db.table("first").transform(pk="id", column_order=["extra"])
         raise RuntimeError("bad migration")
 
     with pytest.raises(RuntimeError, match="bad migration"):
         migrate(db, migrations=[first, broken])
 
     assert db["first"].exists() and not db["half"].exists()
+    assert list(db["first"].columns_dict) == ["id"]
     assert applied(db) == ["first"]
     assert pending(db, [first, broken]) == ["broken"]
+
+
+def test_a_transaction_takes_the_write_lock_before_its_first_write(tmp_path: Path) -> None:
+    path = tmp_path / "news.db"
+    Archive.open(path).close()
+    db = Database(path)
+    other = sqlite3.connect(path, timeout=0)
+    try:
+        with transaction(db):
+            db.execute("SELECT count(*) FROM items").fetchone()  # a read, no write yet
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+        other.execute("BEGIN IMMEDIATE")  # released on commit
+        other.rollback()
+    finally:
+        other.close()
+        db.close()
+
+
+def test_a_nested_transaction_is_a_savepoint(db: Database) -> None:
+    migrate(db)
+    with transaction(db):
+        db.table("incidents").insert({"agency": "a", "kind": "k", "message": "kept", "at": "t"})
+        with pytest.raises(RuntimeError), transaction(db):
+            db.table("incidents").insert(
+                {"agency": "a", "kind": "k", "message": "undone", "at": "t"})
+            raise RuntimeError("inner")
+        assert db.conn.in_transaction  # the outer one goes on
+    assert [row["message"] for row in db["incidents"].rows] == ["kept"]
 
 
 def test_a_migration_unknown_to_this_code_is_a_store_error(tmp_path: Path) -> None:
@@ -223,9 +262,9 @@ def migrated(db: Database) -> Database:
         ),
         (
             "schedule",
-            ["agency"],
+            ["agency", "lang"],
             {
-                "agency": str, "next_crawl": str, "interval": int, "last_crawl": str,
+                "agency": str, "lang": str, "next_crawl": str, "interval": int, "last_crawl": str,
                 "last_success": str, "last_error": str, "last_error_at": str,
                 "consecutive_failures": int, "last_new": int, "last_kinds": str,
             },
@@ -415,7 +454,97 @@ def test_an_old_schedule_row_reads_with_no_previous_kinds(db: Database) -> None:
         "last_error": "mod/ru: layout changed: x", "next_crawl": "2026-09-01T12:00:00+05:00",
     })  # fmt: skip
     migrate(db)
-    row = Archive(db).schedule()["mod/ru"]
+    row = Archive(db).monitor.schedule()[Target("mod", "ru")]
     assert row["last_kinds"] is None
     state = AgencyState.from_row(row)
     assert (state.last_kinds, state.consecutive_failures, state.interval) == ((), 2, 1800)
+
+
+# --- the schedule keyed by target (schedule_targets) ---------------------------------------
+
+
+OLD_SCHEDULE = {  # rows as the archive held them before schedule_targets, by their key
+    "mod/en": {"interval": 1800, "next_crawl": "2026-09-01T12:00:00+05:00",
+               "last_success": "2026-09-01T06:00:00+00:00", "consecutive_failures": 2,
+               "last_error": "mod/en: HTTP 500", "last_error_at": "2026-09-01T06:30:00+00:00",
+               "last_new": 3, "last_kinds": "layout-changed"},
+    "mod/ru": {"interval": 900, "next_crawl": "2026-09-01T13:00:00+05:00"},
+    "akimat-astana/kk": {"interval": 3600},
+    # An agency-wide row (from before per-language targets) and malformed keys: dropped.
+    "mfa": {"interval": 600, "consecutive_failures": 9},
+    "a/b/c": {"interval": 600},
+    "/en": {"interval": 600},
+    "mvd/": {"interval": 600},
+}  # fmt: skip
+
+
+@pytest.fixture
+def before_schedule_targets(db: Database) -> Database:
+    migrate(db, stop_before="schedule_targets")
+    assert db["schedule"].pks == ["agency"]
+    for key, row in OLD_SCHEDULE.items():
+        db["schedule"].insert({"agency": key, **row})
+    return db
+
+
+def test_the_schedule_migration_splits_each_target_key(before_schedule_targets: Database) -> None:
+    db = before_schedule_targets
+    migrate(db)
+
+    assert db["schedule"].pks == ["agency", "lang"]
+    assert list(db["schedule"].columns_dict)[:3] == ["agency", "lang", "next_crawl"]
+    rows = {(row["agency"], row["lang"]): row for row in db["schedule"].rows}
+    assert set(rows) == {("mod", "en"), ("mod", "ru"), ("akimat-astana", "kk")}
+    for key in ("mod/en", "mod/ru", "akimat-astana/kk"):
+        agency, lang = key.split("/")
+        row = rows[(agency, lang)]
+        assert {k: row[k] for k in OLD_SCHEDULE[key]} == OLD_SCHEDULE[key]  # nothing else lost
+    # Columns an old row left out still get their defaults.
+    assert (rows[("mod", "ru")]["consecutive_failures"], rows[("mod", "ru")]["last_new"]) == (0, 0)
+    assert rows[("mod", "ru")]["last_kinds"] is None
+
+
+def test_the_upgraded_schedule_reads_as_states(before_schedule_targets: Database) -> None:
+    migrate(before_schedule_targets)
+    schedule = Archive(before_schedule_targets).monitor.schedule()
+    assert list(schedule) == [Target("akimat-astana", "kk"), Target("mod", "en"),
+                              Target("mod", "ru")]
+    state = AgencyState.from_row(schedule[Target("mod", "en")])
+    assert state.target == Target("mod", "en")
+    assert (state.interval, state.consecutive_failures, state.last_new) == (1800, 2, 3)
+    assert state.last_kinds == ("layout-changed",) and state.last_error == "mod/en: HTTP 500"
+
+
+def test_the_upgraded_schedule_keys_targets(before_schedule_targets: Database) -> None:
+    db = before_schedule_targets
+    migrate(db)
+    monitor = Archive(db).monitor
+    mod_en = Target("mod", "en")
+    monitor.save_schedule(mod_en, interval=1200)  # an update, not a second row
+    monitor.save_schedule(Target("mfa", "en"), interval=600)  # mfa/en starts afresh
+    rows = monitor.schedule()
+    assert (rows[mod_en]["interval"], rows[mod_en]["consecutive_failures"]) == (1200, 2)
+    assert rows[Target("mfa", "en")]["consecutive_failures"] == 0
+    assert len(rows) == 4
+    with pytest.raises(sqlite3.IntegrityError):
+        db.execute("INSERT INTO schedule (agency, lang, interval) VALUES ('mod', NULL, 1)")
+    with pytest.raises(sqlite3.IntegrityError):
+        db.execute("INSERT INTO schedule (agency, lang, interval) VALUES ('mod', 'en', 1)")
+
+
+def test_an_archive_of_the_previous_version_opens_with_its_schedule(tmp_path: Path) -> None:
+    path = tmp_path / "news.db"
+    old = Database(path)
+    migrate(old, stop_before="schedule_targets")
+    old["schedule"].insert({"agency": "mod/en", **OLD_SCHEDULE["mod/en"]})
+    old["schedule"].insert({"agency": "mfa", **OLD_SCHEDULE["mfa"]})
+    old.close()
+
+    archive = Archive.open(path)
+    assert applied(archive.db) == NAMES
+    assert list(archive.monitor.schedule()) == [Target("mod", "en")]
+    # What scheduler/commands.py (`status`) reads: keyed "agency/lang", JSON-friendly.
+    assert list(archive.schedule()) == ["mod/en"]
+    assert archive.schedule()["mod/en"]["lang"] == "en"
+    json.dumps(archive.schedule())
+    archive.close()

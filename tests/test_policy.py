@@ -13,6 +13,7 @@ import pytest
 from crawler.config import Schedule
 from crawler.problems import Problem, ProblemKind
 from crawler.store import Archive
+from crawler.store_monitor import Target
 from crawler.summary import CrawlSummary
 from crawler.timeutil import ALMATY
 from scheduler.policy import AgencyState, CrawlOutcome, Policy
@@ -21,12 +22,18 @@ NOW = datetime(2026, 9, 1, 12, 0, tzinfo=ALMATY)
 MIN, MAX = 600, 21600
 STEADY = Schedule(min_interval=MIN, max_interval=MAX, jitter=0)
 JITTERY = Schedule(min_interval=MIN, max_interval=MAX, jitter=60)
+MOD = Target("mod", "en")
+KEY = {"agency": "mod", "lang": "en"}  # MOD as the schedule table keys it
 OK_EMPTY = CrawlOutcome(ok=True, new=0, updated=0, error=None)
 FAIL = CrawlOutcome.failed(["mod/en: HTTP 500 from https://example.test/ (after retries)"])
 LAYOUT_AND_TIMEOUT = CrawlOutcome.failed(
     ["crawl timed out after 900 s"], timed_out=True,
     problems=[(ProblemKind.LAYOUT_CHANGED, "mod/ru: layout changed: no items")],
 )
+
+
+def en(agency: str) -> Target:
+    return Target(agency, "en")
 
 
 def policy(schedule: Schedule = STEADY, seed: int = 7) -> Policy:
@@ -37,7 +44,7 @@ def seasoned(interval: int, **over: Any) -> AgencyState:
     """An agency that has been crawled successfully before."""
     fields = {"next_crawl": NOW, "last_crawl": NOW - timedelta(hours=1),
               "last_success": NOW - timedelta(hours=1)}
-    return AgencyState("mod", interval, **{**fields, **over})
+    return AgencyState(MOD, interval, **{**fields, **over})
 
 
 def wait(state: AgencyState) -> int:
@@ -74,7 +81,7 @@ def test_interval_adapts_to_what_a_crawl_found(
 
 def test_first_success_imports_a_backlog_and_keeps_the_interval() -> None:
     p = policy()
-    state = p.initial("mod", NOW)
+    state = p.initial(MOD, NOW)
     outcome = CrawlOutcome(ok=True, new=250, updated=0, error=None)
     after = p.after_crawl(state, outcome, NOW)
     assert after.interval == state.interval == 3600  # sqrt(600 * 21600)
@@ -161,7 +168,7 @@ def test_impossible_schedules_are_refused(schedule: Schedule) -> None:
 @pytest.mark.parametrize("count", [1, 7, 10, 100, 600])
 def test_initial_staggers_first_crawls_over_min_interval(count: int) -> None:
     p = policy()
-    states = [p.initial(f"a{i}", NOW, index=i, count=count) for i in range(count)]
+    states = [p.initial(en(f"a{i}"), NOW, index=i, count=count) for i in range(count)]
     waits = [wait(s) for s in states]
     assert waits[0] == 0
     assert waits == sorted(waits) and len(set(waits)) == count
@@ -172,7 +179,7 @@ def test_initial_staggers_first_crawls_over_min_interval(count: int) -> None:
 @pytest.mark.parametrize(("index", "count"), [(-1, 5), (5, 5), (0, 0)])
 def test_initial_rejects_a_slot_outside_the_count(index: int, count: int) -> None:
     with pytest.raises(ValueError):
-        policy().initial("mod", NOW, index=index, count=count)
+        policy().initial(MOD, NOW, index=index, count=count)
 
 
 def test_restore_keeps_a_future_next_crawl() -> None:
@@ -181,7 +188,7 @@ def test_restore_keeps_a_future_next_crawl() -> None:
 
 
 def test_restore_caps_next_crawl_and_interval_at_the_current_limits() -> None:
-    state = AgencyState("mod", 99999, NOW + timedelta(days=3))
+    state = AgencyState(MOD, 99999, NOW + timedelta(days=3))
     restored = policy().restore(state, NOW)
     assert restored.interval == MAX and wait(restored) == MAX
 
@@ -193,43 +200,45 @@ def test_restore_alone_crawls_a_missed_agency_now(missed: datetime | None) -> No
 
 def test_restart_spreads_100_overdue_agencies_over_min_interval() -> None:
     overdue = [
-        AgencyState(f"agency-{i:03}", 3600, NOW - timedelta(minutes=(i * 37) % 500 + 1))
+        AgencyState(en(f"agency-{i:03}"), 3600, NOW - timedelta(minutes=(i * 37) % 500 + 1))
         for i in range(100)
     ]
-    ahead = [AgencyState(f"later-{i}", 3600, NOW + timedelta(hours=i + 1)) for i in range(5)]
+    ahead = [AgencyState(en(f"later-{i}"), 3600, NOW + timedelta(hours=i + 1)) for i in range(5)]
     states = [*ahead, *overdue]
-    restored = policy().startup(states, [s.agency for s in states], NOW)
-    assert [s.agency for s in restored] == [s.agency for s in [*ahead, *overdue]]
+    restored = policy().startup(states, [s.target for s in states], NOW)
+    assert [s.target for s in restored] == [s.target for s in [*ahead, *overdue]]
     assert restored[:5] == ahead  # future crawls untouched
     spread = restored[5:]
     assert len({s.next_crawl for s in spread}) == 100  # no two at the same second
     assert all(0 <= wait(s) < MIN for s in spread)
     # the longest overdue goes first
-    order = sorted(overdue, key=lambda s: (s.next_crawl, s.agency))
-    by_agency = {s.agency: s for s in spread}
-    assert [wait(by_agency[s.agency]) for s in order] == sorted(wait(s) for s in spread)
+    order = sorted(overdue, key=lambda s: (s.next_crawl, s.target.key))
+    by_target = {s.target: s for s in spread}
+    assert [wait(by_target[s.target]) for s in order] == sorted(wait(s) for s in spread)
 
 
 def test_restart_is_deterministic() -> None:
-    states = [AgencyState(f"a{i}", 3600, NOW - timedelta(seconds=i % 3)) for i in range(30)]
-    names = [s.agency for s in states]
-    assert policy(seed=1).startup(states, names, NOW) == policy(seed=2).startup(states, names, NOW)
+    states = [AgencyState(en(f"a{i}"), 3600, NOW - timedelta(seconds=i % 3)) for i in range(30)]
+    targets = [s.target for s in states]
+    assert policy(seed=1).startup(states, targets, NOW) == policy(seed=2).startup(
+        states, targets, NOW)
 
 
 def test_startup_shares_one_spread_between_overdue_and_new_agencies() -> None:
     known = [
-        AgencyState("old-1", 1800, NOW - timedelta(hours=2)),
-        AgencyState("old-2", 1800, NOW - timedelta(hours=5)),
-        AgencyState("soon", 1800, NOW + timedelta(minutes=3)),
-        AgencyState("dropped", 1800, NOW - timedelta(hours=1)),
+        AgencyState(en("old-1"), 1800, NOW - timedelta(hours=2)),
+        AgencyState(en("old-2"), 1800, NOW - timedelta(hours=5)),
+        AgencyState(en("soon"), 1800, NOW + timedelta(minutes=3)),
+        AgencyState(en("dropped"), 1800, NOW - timedelta(hours=1)),
     ]
-    plan = policy().startup(known, ["new-b", "old-1", "soon", "new-a", "old-2"], NOW)
-    assert [s.agency for s in plan] == ["new-b", "old-1", "soon", "new-a", "old-2"]
-    waits = {s.agency: wait(s) for s in plan}
+    names = ["new-b", "old-1", "soon", "new-a", "old-2"]
+    plan = policy().startup(known, [en(name) for name in names], NOW)
+    assert [s.target for s in plan] == [en(name) for name in names]
+    waits = {s.target.agency: wait(s) for s in plan}
     # "soon" keeps its time; four share the spread: old-2 (most overdue), old-1, then the new
     # ones in the given order; "dropped" is no longer listed
     assert waits == {"old-2": 0, "old-1": 150, "new-b": 300, "new-a": 450, "soon": 180}
-    assert {s.agency: s.interval for s in plan}["new-a"] == 3600
+    assert {s.target.agency: s.interval for s in plan}["new-a"] == 3600
 
 
 # --- the schedule row ---------------------------------------------------------------------------
@@ -243,14 +252,16 @@ def test_state_round_trips_through_the_archive(
     outcome: CrawlOutcome, last_kinds: tuple[str, ...]
 ) -> None:
     p = policy(JITTERY)
-    state = p.after_crawl(p.after_crawl(p.initial("mod", NOW), OK_EMPTY, NOW), outcome, NOW)
+    state = p.after_crawl(p.after_crawl(p.initial(MOD, NOW), OK_EMPTY, NOW), outcome, NOW)
     assert state.last_kinds == last_kinds  # sorted: the stored row does not depend on order
     archive = Archive.memory()
     row = state.to_row()
     assert row["last_kinds"] == (",".join(last_kinds) or None)
-    archive.save_schedule(row.pop("agency"), **row)
-    stored = archive.schedule()["mod"]
+    assert (row["agency"], row["lang"]) == ("mod", "en")
+    archive.monitor.save_schedule(state.target, **state.fields())
+    stored = archive.monitor.schedule()[MOD]
     assert isinstance(stored["next_crawl"], str)
+    assert stored == row  # to_row() is the row the table holds
     assert AgencyState.from_row(stored) == state
 
 
@@ -268,26 +279,26 @@ def test_a_success_keeps_the_kinds_of_the_last_failure() -> None:
     ("row", "expected"),
     [
         (
-            {"agency": "mod", "interval": 900, "next_crawl": "2026-09-01T12:00:00+05:00",
+            {**KEY, "interval": 900, "next_crawl": "2026-09-01T12:00:00+05:00",
              "last_crawl": None, "consecutive_failures": None, "last_new": None},
-            AgencyState("mod", 900, NOW),
+            AgencyState(MOD, 900, NOW),
         ),
         (  # a naive date is gov.kz local time
-            {"agency": "mod", "interval": 900, "next_crawl": "2026-09-01T12:00:00",
+            {**KEY, "interval": 900, "next_crawl": "2026-09-01T12:00:00",
              "last_error": "boom", "last_error_at": "2026-09-01T07:00:00+00:00",
              "consecutive_failures": 2, "last_new": 4},
-            AgencyState("mod", 900, NOW, last_error="boom", last_error_at=NOW,
+            AgencyState(MOD, 900, NOW, last_error="boom", last_error_at=NOW,
                         consecutive_failures=2, last_new=4),
         ),
-        ({"agency": "mod", "interval": 900}, AgencyState("mod", 900, None)),
+        ({**KEY, "interval": 900}, AgencyState(MOD, 900, None)),
         (  # a row from before the last_kinds column, or with an empty list
-            {"agency": "mod", "interval": 900, "consecutive_failures": 1, "last_kinds": None},
-            AgencyState("mod", 900, None, consecutive_failures=1),
+            {**KEY, "interval": 900, "consecutive_failures": 1, "last_kinds": None},
+            AgencyState(MOD, 900, None, consecutive_failures=1),
         ),
-        ({"agency": "mod", "interval": 900, "last_kinds": ""}, AgencyState("mod", 900, None)),
+        ({**KEY, "interval": 900, "last_kinds": ""}, AgencyState(MOD, 900, None)),
         (
-            {"agency": "mod", "interval": 900, "last_kinds": "layout-changed,timeout"},
-            AgencyState("mod", 900, None, last_kinds=("layout-changed", "timeout")),
+            {**KEY, "interval": 900, "last_kinds": "layout-changed,timeout"},
+            AgencyState(MOD, 900, None, last_kinds=("layout-changed", "timeout")),
         ),
     ],
 )
@@ -302,7 +313,7 @@ def test_state_from_row(row: dict[str, Any], expected: AgencyState) -> None:
 
 def test_a_corrupt_date_in_a_row_is_named() -> None:
     with pytest.raises(ValueError, match="next_crawl"):
-        AgencyState.from_row({"agency": "mod", "interval": 900, "next_crawl": "soon"})
+        AgencyState.from_row({**KEY, "interval": 900, "next_crawl": "soon"})
 
 
 # --- reading a crawl's summary ------------------------------------------------------------------

@@ -17,6 +17,7 @@ from crawler.items import NewsItem, item_url
 from crawler.liveness import start_time
 from crawler.problems import Problem, ProblemKind
 from crawler.store import CHUNK, Archive, SaveResult
+from crawler.store_monitor import Target
 from crawler.timeutil import ALMATY, almaty
 
 T0 = datetime(2026, 9, 1, 6, 0, tzinfo=UTC)
@@ -402,8 +403,16 @@ def test_search_follows_edits_and_decodes_rows(searchable: Archive) -> None:
     assert searchable.search("министр") == []
     [row] = searchable.search("отменены")
     assert (row["id"], row["categories"], row["incomplete"]) == (1, ["Новости"], False)
+    assert row == searchable.get_item("mod", 1, "ru")  # the item's columns, no rowid
     searchable.save_item(make_item(id=1, title="Совещание", body_text="Учения отменены"), now=T2)
     assert [r["id"] for r in searchable.search("отменены")] == [1]
+
+
+def test_a_quoted_phrase_is_a_phrase(searchable: Archive) -> None:
+    # sqlite-utils' quote_fts(): quotes group words into a phrase, and only then.
+    assert [row["id"] for row in searchable.search('"министр обороны"')] == [1]
+    assert searchable.search('"обороны министр"') == []
+    assert [row["id"] for row in searchable.search("обороны министр")] == [1]
 
 
 def test_search_limit(archive: Archive) -> None:
@@ -534,11 +543,12 @@ def test_finish_crawl_refuses_bad_input(
 def test_walked_since_compares_instants_whatever_the_offset(
     archive: Archive, since: datetime
 ) -> None:
-    archive.set_high_water("mod", "ru", PUBLISHED, now=T0)
-    archive.set_high_water("mod", "kk", None, now=T1)  # an empty list is a walk too
-    archive.set_high_water("mvd", "ru", PUBLISHED, now=T2.astimezone(ALMATY))
-    assert archive.walked_since(since) == {("mod", "kk"), ("mvd", "ru")}
-    assert archive.walked_since(T2 + timedelta(seconds=1)) == set()
+    monitor = archive.monitor
+    monitor.set_high_water("mod", "ru", PUBLISHED, now=T0)
+    monitor.set_high_water("mod", "kk", None, now=T1)  # an empty list is a walk too
+    monitor.set_high_water("mvd", "ru", PUBLISHED, now=T2.astimezone(ALMATY))
+    assert monitor.walked_since(since) == {Target("mod", "kk"), Target("mvd", "ru")}
+    assert monitor.walked_since(T2 + timedelta(seconds=1)) == set()
 
 
 # --- files on disk ------------------------------------------------------------------------
