@@ -2,7 +2,9 @@
 
 Commands live next to what they drive: crawler/commands.py (replay, crawl, agencies, feeds,
 search, mock) and scheduler/commands.py (run, serve, status); each module registers its
-subcommands here.
+subcommands here. The global options (--config, --data, -v, --log-level, -s) are accepted before
+and after the command. `main` resolves the configuration once (crawler/config.py) and hands it
+to the command.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from crawler import logsetup
-from crawler.commands import UsageError
+from crawler.commands import UsageError, resolve_config
+from crawler.config import set_current
 from crawler.errors import ConfigError, GovkzError, ManifestError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -52,6 +55,45 @@ class Parser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
+AFTER = "_after"  # dest suffix of a counting/appending global option given after the command
+# Commands whose arguments after the name all belong to someone else (the mock's own parser).
+OWN_ARGUMENTS = {"mock"}
+
+
+def add_global_options(parser: argparse.ArgumentParser, *, after_command: bool) -> None:
+    """The options every command takes, before or after its name.
+
+    After the command (on a subparser) an option not given must not overwrite the value given
+    before it, so there every default is SUPPRESS; -v and -s add up across both positions, so
+    there they have a dest of their own, merged by `merge_global_options`.
+    """
+    unset: Any = argparse.SUPPRESS if after_command else None
+    suffix = AFTER if after_command else ""
+    group = parser.add_argument_group("global options (before or after the command)")
+    group.add_argument("--config", type=Path, default=unset, metavar="FILE",
+                       help="TOML config file (default: $GOVKZ_CONFIG or ./govkz-monitor.toml)")
+    group.add_argument("--data", dest="crawl.data", type=Path, default=unset, metavar="DIR",
+                       help="data directory holding news.db and feeds/ "
+                       "(default: $GOVKZ_DATA, the config's, else ./data)")
+    group.add_argument("-s", "--set", dest="set" + suffix, action="append",
+                       default=argparse.SUPPRESS if after_command else [], metavar="NAME=VALUE",
+                       help="a GOVKZ_ setting or any Scrapy setting, e.g. -s DOWNLOAD_DELAY=2 "
+                       "(repeatable; beats the file and the environment)")
+    group.add_argument("-v", "--verbose", dest="verbose" + suffix, action="count",
+                       default=argparse.SUPPRESS if after_command else 0,
+                       help="more log output (-v: Scrapy's log, -vv: debug)")
+    group.add_argument("--log-level", type=str.upper, choices=logsetup.LEVELS, default=unset,
+                       help="log threshold for every logger, instead of -v (DEBUG also shows "
+                       "the tracebacks of failed downloads)")
+
+
+def merge_global_options(args: argparse.Namespace) -> argparse.Namespace:
+    """-v and -s given before and after the command, added up."""
+    args.verbose += vars(args).pop("verbose" + AFTER, 0)
+    args.set = [*args.set, *vars(args).pop("set" + AFTER, [])]
+    return args
+
+
 def build_parser() -> Parser:
     from crawler import commands as crawler_commands
     from scheduler import commands as scheduler_commands
@@ -60,34 +102,42 @@ def build_parser() -> Parser:
         prog="govkz-monitor", description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="more log output (-v: Scrapy's log, -vv: debug)")
-    parser.add_argument("--log-level", type=str.upper, choices=logsetup.LEVELS, default=None,
-                        help="log threshold for every logger, instead of -v (DEBUG also shows "
-                        "the tracebacks of failed downloads)")
-    parser.add_argument("--config", type=Path, default=None, metavar="FILE",
-                        help="TOML config file (default: $GOVKZ_CONFIG or ./govkz-monitor.toml)")
+    add_global_options(parser, after_command=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in (crawler_commands, scheduler_commands):
         for name, handler in module.register(sub).items():
             COMMANDS[name] = handler
+    for name, command_parser in sub.choices.items():
+        if name not in OWN_ARGUMENTS:
+            add_global_options(command_parser, after_command=True)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if args.command == "mock":  # everything after `mock` belongs to the mock's own parser
+    if args.command in OWN_ARGUMENTS:  # everything after `mock` belongs to the mock's parser
         args.mock_args = [a for a in extra if a != "--"]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not args.command:
         parser.print_help()
         return EXIT_USAGE
-    logsetup.configure(args.verbose, args.log_level)
+    merge_global_options(args)
+    # Process plumbing, not configuration: Scrapy's own helpers (scrapy.utils.project) find the
+    # project by this variable. It names the static settings module; every crawl of the CLI gets
+    # its Settings from the resolved Config (crawler.config.scrapy_settings).
     os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "crawler.settings")
     try:
-        return COMMANDS[args.command](args)
+        config = set_current(resolve_config(args))
+    except ConfigError as exc:
+        print(f"govkz-monitor: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    # --log-level beats -v; -v beats GOVKZ_LOG_LEVEL (a flag beats the environment).
+    level = args.log_level or (None if args.verbose else config.log_level)
+    logsetup.configure(args.verbose, level)
+    try:
+        return COMMANDS[args.command](args, config)
     except UsageError as exc:  # a flag's value that only the data can refute (e.g. a slug)
         subparser(parser, args.command).complain(str(exc), hint=False)
         return EXIT_USAGE

@@ -6,12 +6,12 @@ import argparse
 import difflib
 import json
 import math
-import os
 import sys
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from crawler.config import Config, default, resolve, scrapy_settings
 from crawler.errors import ConfigError, GovkzError
 from crawler.items import LANGS
 
@@ -60,44 +60,27 @@ def positive_seconds(value: str) -> float:
     return seconds
 
 
-# --- shared options and settings ----------------------------------------------------------
+# --- the configuration and the settings ---------------------------------------------------
+
+# Options whose dest is a configuration key ("crawl.base_url", "server.port") are flags of the
+# resolution (crawler/config.py); the others are the command's own.
+CONFIG_DESTS = ("crawl.", "agencies.", "schedule.", "server.")
 
 
-def data_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data", type=Path, default=None, metavar="DIR",
-        help="data directory holding news.db and feeds/ (default: $GOVKZ_DATA or ./data)",
-    )
-    parser.add_argument(
-        "-s", "--set", action="append", metavar="NAME=VALUE",
-        help="override a Scrapy or GOVKZ_ setting, e.g. -s DOWNLOAD_DELAY=2 (repeatable)",
-    )
+def resolve_config(args: argparse.Namespace) -> Config:
+    """The configuration of this run: defaults < file < environment < the command line."""
+    flags = {dest: value for dest, value in vars(args).items() if dest.startswith(CONFIG_DESTS)}
+    return resolve(config_file=getattr(args, "config", None), sets=getattr(args, "set", []),
+                   flags=flags, log_level=getattr(args, "log_level", None))
+
+
+def flag_given(args: argparse.Namespace, dest: str) -> bool:
+    """Whether the configuration flag `dest` (e.g. "crawl.data") was on the command line."""
+    return getattr(args, dest, None) is not None
 
 
 def json_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-
-
-def load_config_for(args: argparse.Namespace) -> Any:
-    from crawler.config import load_config
-
-    return load_config(getattr(args, "config", None))
-
-
-def settings_for(args: argparse.Namespace, **overrides: Any) -> Any:
-    """Settings: defaults < config file < GOVKZ_* environment < command-line flags."""
-    from crawler.runner import project_settings
-
-    config = load_config_for(args)
-    from_file = {k: v for k, v in config.settings.items() if k not in os.environ}
-    data = getattr(args, "data", None)
-    flags = {"GOVKZ_DATA": str(data) if data else None, **overrides}
-    for pair in getattr(args, "set", None) or []:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise ConfigError(f"--set expects NAME=VALUE, got {pair!r}")
-        flags[name.strip()] = value
-    return project_settings({**from_file, **{k: v for k, v in flags.items() if v is not None}})
 
 
 def check_archive(settings: Any) -> str | None:
@@ -114,35 +97,35 @@ def check_archive(settings: Any) -> str | None:
         archive.close()
 
 
-def print_summary(summary: Any, args: argparse.Namespace, settings: Any) -> None:
+def print_summary(summary: Any, args: argparse.Namespace, config: Config) -> None:
     if getattr(args, "json", False):
         print(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))
         return
     print(summary.render())
-    data = Path(settings.get("GOVKZ_DATA"))
+    data = config.crawl.data
     print(f"archive: {data / 'news.db'}; feeds: {data / 'feeds'}")
 
 
 # --- replay -------------------------------------------------------------------------------
 
 
-def cmd_replay(args: argparse.Namespace) -> int:
+def cmd_replay(args: argparse.Namespace, config: Config) -> int:
     from crawler.runner import run_spider
     from crawler.spiders.replay import ReplaySpider, plan_replay
 
-    settings = settings_for(args, GOVKZ_SEEDS=str(args.seeds) if args.seeds else None)
+    settings = scrapy_settings(config)
     missing = [str(f) for f in args.files if not f.is_file()]
     if missing:
         raise GovkzError(f"no such file: {', '.join(missing)}")
     # Check the manifest before starting Scrapy so a broken one is a clear one-line error.
-    plan_replay(args.files, Path(settings.get("GOVKZ_SEEDS")))
+    plan_replay(args.files, config.crawl.seeds)
     check_archive(settings)
     summary = run_spider(
         ReplaySpider, settings,
-        files=[str(f) for f in args.files], seeds=settings.get("GOVKZ_SEEDS"),
+        files=[str(f) for f in args.files], seeds=str(config.crawl.seeds),
         lang=args.lang, agency=args.agency,
     )
-    print_summary(summary, args, settings)
+    print_summary(summary, args, config)
     return EXIT_OK if summary.ok else EXIT_FAILED
 
 
@@ -196,37 +179,36 @@ def check_agency_slugs(slugs: list[str], registry: Any, settings: Any) -> None:
     )
 
 
-def cmd_crawl(args: argparse.Namespace) -> int:
-    from crawler.access import parse_strategy_list
+def cmd_crawl(args: argparse.Namespace, config: Config) -> int:
     from crawler.directory import crawl_targets, load_registry
     from crawler.runner import die_with_parent, run_spider
     from crawler.spiders.govkz import GovkzSpider
 
     die_with_parent()
-    settings = settings_for(args, GOVKZ_BASE_URL=args.base_url, GOVKZ_ACCESS=args.access)
-    parse_strategy_list(settings.get("GOVKZ_ACCESS"))  # a typo is a usage error, not a crawl
-    config = load_config_for(args)
+    # The access list, the languages, ... were checked by the resolution: a typo is a usage
+    # error (exit 2) before anything starts.
+    settings = scrapy_settings(config)
     targets = args.target or []
     if any(t.count("/") != 1 or t.split("/")[1] not in LANGS for t in targets):
         raise ConfigError(f"--target expects SLUG/LANG with LANG in {', '.join(LANGS)}")
     registry = load_registry(settings)
     if args.agency:
         check_agency_slugs(args.agency, registry, settings)
-    agencies = args.agency or ([] if targets else crawl_targets(registry, config))
-    langs = args.lang or config.langs
+    agencies = args.agency or ([] if targets else crawl_targets(registry, config.agencies))
+    langs = list(config.crawl.langs)  # --lang, else GOVKZ_LANGS, else the file's, else all
     if not agencies and not targets:
         raise ConfigError("no agency to crawl: name one with --agency or enable some")
     what = f"{len(targets)} targets" if targets else \
         f"{len(agencies)} agencies x {len(langs)} languages"
     worked_last = check_archive(settings)
-    if settings.get("GOVKZ_ACCESS") == "auto" and not settings.get("GOVKZ_ACCESS_FIRST"):
+    if config.crawl.access == "auto" and not settings.get("GOVKZ_ACCESS_FIRST"):
         settings.set("GOVKZ_ACCESS_FIRST", worked_last, priority="cmdline")
-    print(f"crawling {what} from {settings.get('GOVKZ_BASE_URL')}", file=sys.stderr)
+    print(f"crawling {what} from {config.crawl.base_url}", file=sys.stderr)
     summary = run_spider(
         GovkzSpider, settings, agencies=agencies, langs=langs, targets=targets,
         backfill=args.backfill, since=args.since,
     )
-    print_summary(summary, args, settings)
+    print_summary(summary, args, config)
     return EXIT_OK if summary.ok else EXIT_FAILED
 
 
@@ -302,14 +284,14 @@ def refresh_agencies(settings: Any) -> int:
     return EXIT_OK
 
 
-def cmd_agencies(args: argparse.Namespace) -> int:
+def cmd_agencies(args: argparse.Namespace, config: Config) -> int:
     from crawler.directory import crawl_targets, load_registry
 
-    settings = settings_for(args, GOVKZ_BASE_URL=args.base_url)
+    settings = scrapy_settings(config)
     if args.refresh and refresh_agencies(settings) != EXIT_OK:
         return EXIT_FAILED
     registry = load_registry(settings)
-    crawled = set(crawl_targets(registry, load_config_for(args)))
+    crawled = set(crawl_targets(registry, config.agencies))
     rows = [
         {"slug": a.slug, "kind": a.kind, "crawled": a.slug in crawled,
          **{f"name_{lang}": a.names.get(lang, "") for lang in LANGS}}
@@ -328,19 +310,19 @@ def cmd_agencies(args: argparse.Namespace) -> int:
 # --- feeds, search, mock ------------------------------------------------------------------
 
 
-def cmd_feeds(args: argparse.Namespace) -> int:
+def cmd_feeds(args: argparse.Namespace, config: Config) -> int:
     from crawler.pipelines import publish
 
-    report = publish(settings_for(args, GOVKZ_PUBLIC_URL=args.public_url), full=args.all)
+    report = publish(scrapy_settings(config), full=args.all)
     print(f"{report.feeds} feeds: {len(report.written)} written, {report.unchanged} unchanged")
     return EXIT_OK
 
 
-def cmd_search(args: argparse.Namespace) -> int:
+def cmd_search(args: argparse.Namespace, config: Config) -> int:
     from crawler.paths import db_path
     from crawler.store import Archive
 
-    path = db_path(settings_for(args))
+    path = db_path(scrapy_settings(config))
     if not path.exists():
         raise GovkzError(f"no archive at {path}: run `govkz-monitor replay` or `crawl` first")
     archive = Archive.open(path)
@@ -358,13 +340,26 @@ def cmd_search(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_mock(args: argparse.Namespace) -> int:
+def cmd_mock(args: argparse.Namespace, config: Config) -> int:
     from crawler.mockgov.serve import main as mock_main
 
     return mock_main(args.mock_args)
 
 
 # --- registration -------------------------------------------------------------------------
+
+
+def base_url_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--base-url", dest="crawl.base_url", default=None, metavar="URL",
+                        help="the site to crawl: gov.kz, a mirror or the mock (default: "
+                        f"$GOVKZ_BASE_URL, the config's, else {default('crawl.base_url')})")
+
+
+def public_url_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--public-url", dest="crawl.public_url", default=None, metavar="URL",
+                        help="where readers reach the feeds (self links, OPML; default: "
+                        f"$GOVKZ_PUBLIC_URL, the config's, else {default('crawl.public_url')})")
+
 
 
 def register(sub: Any) -> dict[str, Any]:
@@ -376,9 +371,9 @@ def register(sub: Any) -> dict[str, Any]:
     )
     replay.add_argument("files", nargs="*", type=Path, metavar="FILE",
                         help="snapshot files (default: every file in seeds/manifest.toml)")
-    data_option(replay)
-    replay.add_argument("--seeds", type=Path, default=None,
-                        help="directory with the snapshots and manifest.toml (default: seeds)")
+    replay.add_argument("--seeds", dest="crawl.seeds", type=Path, default=None, metavar="DIR",
+                        help="directory with the snapshots and manifest.toml "
+                        "(default: $GOVKZ_SEEDS, the config's, else seeds)")
     replay.add_argument("--lang", default="en", choices=LANGS,
                         help="page language for FILEs not in the manifest (default: en)")
     replay.add_argument("--agency", default=None,
@@ -395,20 +390,19 @@ def register(sub: Any) -> dict[str, Any]:
     crawl.add_argument("--agency", action="append", metavar="SLUG",
                        help="agency slug, repeatable (default: the enabled agencies); one the "
                        "registry and the archive do not know is a usage error")
-    crawl.add_argument("--lang", action="append", choices=LANGS,
-                       help="language, repeatable (default: the config's, else ru kk en)")
+    crawl.add_argument("--lang", dest="crawl.langs", action="append", choices=LANGS,
+                       metavar="LANG", help="language, repeatable: " + ", ".join(LANGS) +
+                       " (default: $GOVKZ_LANGS, the config's, else ru kk en)")
     crawl.add_argument("--target", action="append", metavar="SLUG/LANG",
                        help="one agency in one language, repeatable (instead of --agency/--lang)")
     crawl.add_argument("--backfill", type=positive_int, default=None, metavar="N",
                        help="walk at least N pages back (default for new agencies: "
-                       "GOVKZ_BACKFILL_PAGES=2)")
+                       f"GOVKZ_BACKFILL_PAGES={default('crawl.backfill')})")
     crawl.add_argument("--since", type=parse_since, default=None, metavar="DATE",
                        help="walk back to this date (YYYY-MM-DD, Asia/Almaty) instead")
-    crawl.add_argument("--base-url", default=None, metavar="URL",
-                       help="the site to crawl: gov.kz (default), a mirror or the mock")
-    crawl.add_argument("--access", default=None, metavar="LIST",
+    base_url_option(crawl)
+    crawl.add_argument("--access", dest="crawl.access", default=None, metavar="LIST",
                        help="access strategies in order, e.g. 'auto' (default) or 'k6v2,token,rss'")
-    data_option(crawl)
     json_option(crawl)
 
     agencies = sub.add_parser(
@@ -419,8 +413,7 @@ def register(sub: Any) -> dict[str, Any]:
         "anywhere or finds no agency leaves DATA/agencies.toml as it was and exits 1.",
     )
     agencies.add_argument("--refresh", action="store_true", help="reload from gov.kz first")
-    agencies.add_argument("--base-url", default=None, metavar="URL", help="see crawl --base-url")
-    data_option(agencies)
+    base_url_option(agencies)
     json_option(agencies)
 
     feeds = sub.add_parser(
@@ -430,11 +423,9 @@ def register(sub: Any) -> dict[str, Any]:
         "whichever crawl stored it (a killed one too). Only files whose content changed are "
         "touched. --all rewrites every feed.",
     )
-    data_option(feeds)
     feeds.add_argument("--all", action="store_true",
                        help="rewrite every feed, not only those behind the archive")
-    feeds.add_argument("--public-url", default=None,
-                       help="base URL the feeds are served from (self links, OPML)")
+    public_url_option(feeds)
 
     search = sub.add_parser(
         "search", help="full-text search in the archive",
@@ -442,7 +433,6 @@ def register(sub: Any) -> dict[str, Any]:
     )
     search.add_argument("query", help="words to look for, e.g. 'referendum' or 'Мажилис'")
     search.add_argument("--limit", type=int, default=20, help="how many results (default 20)")
-    data_option(search)
     json_option(search)
 
     sub.add_parser(

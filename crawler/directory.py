@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from crawler.agencies import Agency, AgencyRegistry
-from crawler.config import Config
+from crawler.config import Agencies
 from crawler.paths import data_dir
 
 ALL = "all"  # `[agencies] enabled = ["all"]`: every agency in the registry
@@ -26,16 +26,16 @@ def load_registry(settings: Any) -> AgencyRegistry:
     return registry
 
 
-def crawl_targets(registry: AgencyRegistry, config: Config) -> list[str]:
-    """Agencies to crawl: the config's list ("all" = the whole registry), else the registry's
-    enabled ones; minus the config's disabled ones."""
-    if ALL in config.agencies:
+def crawl_targets(registry: AgencyRegistry, agencies: Agencies) -> list[str]:
+    """Agencies to crawl: the [agencies] section's `enabled` ("all" = the whole registry), else
+    the registry's enabled ones; minus its `disabled` ones."""
+    if ALL in agencies.enabled:
         chosen = [a.slug for a in registry]
-    elif config.agencies:
-        chosen = list(config.agencies)
+    elif agencies.enabled:
+        chosen = list(agencies.enabled)
     else:
         chosen = registry.enabled()
-    return [slug for slug in chosen if slug not in config.disabled]
+    return [slug for slug in chosen if slug not in agencies.disabled]
 
 
 def from_records(records: dict[str, dict[str, Any]]) -> list[Agency]:

@@ -19,8 +19,9 @@ from functools import cache
 from importlib import import_module
 from types import TracebackType
 
+from crawler.config import LOG_LEVELS as LEVELS  # --log-level and GOVKZ_LOG_LEVEL
+
 OURS = ("crawler", "scheduler", "govkz", "replay", "agencies")
-LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 # Exceptions that only say the network or the site failed us (the download handlers' wrappers
 # and what Twisted raises underneath). Not OSError: a disk or permission error is worth a

@@ -1,4 +1,4 @@
-"""Where things live inside the data directory (GOVKZ_DATA)."""
+"""Where things live inside the data directory (GOVKZ_DATA, crawl.data)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 
 
 def data_dir(settings: Any) -> Path:
-    return Path(settings.get("GOVKZ_DATA") or "data")
+    """From the Scrapy settings, which always carry GOVKZ_DATA (crawler/config.py derives it)."""
+    return Path(settings["GOVKZ_DATA"])
 
 
 def db_path(settings: Any) -> Path:

@@ -11,18 +11,17 @@ from typing import Any
 
 from scrapy.settings import Settings
 
+from crawler.config import resolve, scrapy_settings
 from crawler.problems import ProblemKind
 from crawler.summary import CrawlSummary, summary_for
 
 
 def project_settings(overrides: dict[str, Any] | None = None) -> Settings:
-    """crawler.settings plus per-run overrides (found without scrapy.cfg, from any directory)."""
-    settings = Settings()
-    settings.setmodule("crawler.settings", priority="project")
-    for name, value in (overrides or {}).items():
-        if value is not None:
-            settings.set(name, value, priority="cmdline")
-    return settings
+    """The Settings of defaults < file < environment < `overrides` (setting names to values, as
+    `-s` takes them), for code that has no Config at hand (tests, tools); the CLI derives its
+    Settings from the Config it resolved (crawler.config.scrapy_settings)."""
+    return scrapy_settings(resolve(sets={k: v for k, v in (overrides or {}).items()
+                                         if v is not None}))
 
 
 def run_spider(spider: type | str, settings: Settings, **spider_args: Any) -> CrawlSummary:
@@ -56,6 +55,10 @@ def die_with_parent() -> None:
     A crawl child of the daemon must not outlive a daemon that was SIGKILLed: a restarted
     daemon would otherwise crawl the same agency while the orphan still does. Only for children
     the daemon starts (it sets GOVKZ_DIE_WITH_PARENT); a no-op elsewhere.
+
+    GOVKZ_DIE_WITH_PARENT is process plumbing between the daemon and its children
+    (scheduler/crawlproc.py), not configuration: no file, flag or operator sets it, so it is
+    read here and not in crawler/config.py.
     """
     import ctypes
     import os

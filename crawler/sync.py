@@ -12,13 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from crawler.config import Crawl
 from crawler.items import NewsItem
 
 
 @dataclass(frozen=True)
 class PagingPlan:
-    backfill_pages: int = 3  # depth of a first walk (or a forced one with --backfill)
-    max_pages: int = 200  # hard bound on one walk, whatever happens
+    # The defaults are the configuration's (crawler/config.py), written there once.
+    backfill_pages: int = Crawl.backfill  # depth of a first walk (or a forced one, --backfill)
+    max_pages: int = Crawl.max_pages  # hard bound on one walk, whatever happens
     since: datetime | None = None  # walk back to this date instead of backfill_pages
     high_water: datetime | None = None  # newest date of the last completed walk
     forced_backfill: bool = False  # --backfill given explicitly: walk at least that deep

@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from crawler.commands import (
-    data_option,
+    base_url_option,
+    flag_given,
     json_option,
-    load_config_for,
     port_or_any,
     positive_seconds,
-    settings_for,
+    public_url_option,
 )
+from crawler.config import Config, child_args, default, scrapy_settings
 from crawler.errors import GovkzError
 
 log = logging.getLogger("scheduler")
@@ -48,13 +49,12 @@ def _stop_on_signals(reactor: Any, daemon: Any = None) -> None:
         signal.signal(signum, handler)
 
 
-def _serve(settings: Any, config: Any, args: argparse.Namespace, provider: Any,
-           metrics: Any, reactor: Any) -> Any:
+def _serve(settings: Any, config: Config, provider: Any, metrics: Any, reactor: Any) -> Any:
+    """Listen where the [server] section says (--bind/--port, GOVKZ_SERVER_*, the file)."""
     from crawler.paths import feeds_dir
     from scheduler.server import build_site, listen
 
-    bind = args.bind or config.server.bind
-    port = args.port if args.port is not None else config.server.port
+    bind, port = config.server.bind, config.server.port
     site = build_site(feeds_dir(settings), provider, metrics,
                       cache_max_age=config.server.cache_max_age)
     try:
@@ -67,56 +67,49 @@ def _serve(settings: Any, config: Any, args: argparse.Namespace, provider: Any,
     return listening
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def run_targets(agencies: list[str], config: Config) -> list[str]:
+    """The daemon's targets: every agency in every language of the configuration."""
+    return [f"{agency}/{lang}" for agency in agencies for lang in config.crawl.langs]
+
+
+def cmd_run(args: argparse.Namespace, config: Config) -> int:
     from twisted.internet import reactor
 
     from crawler.directory import crawl_targets, load_registry
     from crawler.paths import feeds_dir
     from crawler.pipelines import publish
     from scheduler.daemon import Daemon
-    from scheduler.demo import DEMO_SCHEDULE, DemoSite
+    from scheduler.demo import DemoSite, demo_config
     from scheduler.provider import ArchiveStatus
 
     _twisted_logs_to_stdlib()
-    config = load_config_for(args)
-    overrides: dict[str, Any] = {"GOVKZ_BASE_URL": args.base_url}
     demo = None
     if args.demo:
-        demo = DemoSite(Path(args.seeds), reactor)
-        overrides["GOVKZ_BASE_URL"] = demo.listen(args.mock_port)
-        if args.data is None:
-            args.data = Path("demo-data")
-        for key, value in DEMO_SCHEDULE.items():
-            setattr(config.schedule, key, value)
-    settings = settings_for(args, **overrides)
-    if args.public_url:
-        settings.set("GOVKZ_PUBLIC_URL", args.public_url, priority="cmdline")
+        demo = DemoSite(config.crawl.seeds, reactor)
+        config = demo_config(config, demo.listen(args.mock_port),
+                             keep_data=flag_given(args, "crawl.data"))
+    settings = scrapy_settings(config)
     registry = load_registry(settings)
-    agencies = demo.agencies() if demo else crawl_targets(registry, config)
-    targets = [f"{a}/{lang}" for a in agencies for lang in config.langs]
+    agencies = demo.agencies() if demo else crawl_targets(registry, config.agencies)
+    targets = run_targets(agencies, config)
     if not targets:
         raise GovkzError("nothing to crawl: enable agencies in the config file")
-    crawl_args = ["--data", settings.get("GOVKZ_DATA"), "--base-url",
-                  settings.get("GOVKZ_BASE_URL")]
-    for pair in (args.set or []) + (["DOWNLOAD_DELAY=0", "AUTOTHROTTLE_ENABLED=0"]
-                                    if demo else []):
-        crawl_args += ["-s", pair]
-    # The crawl children read the same config file: the Daemon passes config.path to them.
-    daemon = Daemon(settings, config, targets, reactor=reactor, crawl_args=crawl_args)
+    # Each crawl child gets this run's [crawl] values and -s settings as flags, so it crawls
+    # exactly as resolved here whatever else it would read (the Daemon adds --config).
+    daemon = Daemon(settings, config, targets, reactor=reactor, crawl_args=child_args(config))
     if not (feeds_dir(settings) / "index.opml").exists():
         publish(settings)  # something to serve before the first crawl ends
     daemon.publish_incidents()
     provider = ArchiveStatus(daemon.archive, registry, feeds_dir(settings), targets)
-    _serve(settings, config, args, provider, daemon.metrics, reactor)
+    _serve(settings, config, provider, daemon.metrics, reactor)
     daemon.start()
     if demo:
         demo.start_publishing(args.publish_every)
-        print(f"demo: mock gov.kz at {settings.get('GOVKZ_BASE_URL')}, publishing an item "
-              f"every {args.publish_every:g} s; data in {settings.get('GOVKZ_DATA')}",
+        print(f"demo: mock gov.kz at {config.crawl.base_url}, publishing an item "
+              f"every {args.publish_every:g} s; data in {config.crawl.data}",
               file=sys.stderr, flush=True)
     print(f"crawling {len(targets)} targets (agency x language) from "
-          f"{settings.get('GOVKZ_BASE_URL')}; Ctrl-C or SIGTERM stops", file=sys.stderr,
-          flush=True)
+          f"{config.crawl.base_url}; Ctrl-C or SIGTERM stops", file=sys.stderr, flush=True)
     reactor.callWhenRunning(_stop_on_signals, reactor, daemon)
     reactor.run()
     daemon.archive.close()
@@ -124,7 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     from twisted.internet import reactor
 
     from crawler.directory import load_registry
@@ -134,11 +127,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from scheduler.provider import ArchiveStatus
 
     _twisted_logs_to_stdlib()
-    config = load_config_for(args)
-    settings = settings_for(args)
+    settings = scrapy_settings(config)
     archive = Archive.open(db_path(settings))
     provider = ArchiveStatus(archive, load_registry(settings), feeds_dir(settings))
-    _serve(settings, config, args, provider, Metrics(), reactor)
+    _serve(settings, config, provider, Metrics(), reactor)
     reactor.callWhenRunning(_stop_on_signals, reactor)
     reactor.run()
     archive.close()
@@ -156,15 +148,14 @@ def _age(value: str | None, now: datetime) -> str:
     return f"{sign}{seconds}s" + (" ago" if not sign else "")
 
 
-def cmd_status(args: argparse.Namespace) -> int:
+def cmd_status(args: argparse.Namespace, config: Config) -> int:
     import json
 
     from crawler.paths import db_path
     from crawler.store import Archive
     from crawler.timeutil import utcnow
 
-    settings = settings_for(args)
-    path = db_path(settings)
+    path = db_path(scrapy_settings(config))
     if not path.exists():
         raise GovkzError(f"no archive at {path}: run `govkz-monitor run` or `crawl` first")
     archive = Archive.open(path)
@@ -196,10 +187,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _server_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bind", default=None, metavar="ADDR",
-                        help="address to serve on (default: the config's, else 127.0.0.1)")
-    parser.add_argument("--port", type=port_or_any, default=None,
-                        help="port to serve on (default: the config's, else 8080)")
+    parser.add_argument("--bind", dest="server.bind", default=None, metavar="ADDR",
+                        help="address to serve on (default: $GOVKZ_SERVER_BIND, the config's, "
+                        f"else {default('server.bind')})")
+    parser.add_argument("--port", dest="server.port", type=port_or_any, default=None,
+                        metavar="PORT", help="port to serve on, 0: any free one (default: "
+                        f"$GOVKZ_SERVER_PORT, the config's, else {default('server.port')})")
 
 
 def register(sub: Any) -> dict[str, Any]:
@@ -211,16 +204,14 @@ def register(sub: Any) -> dict[str, Any]:
         "Ctrl-C; the schedule survives restarts. --demo runs against a local mock of gov.kz "
         "that keeps publishing, for a machine with no network.",
     )
-    data_option(run)
     _server_options(run)
-    run.add_argument("--base-url", default=None, metavar="URL",
-                     help="the site to crawl (default: https://www.gov.kz)")
-    run.add_argument("--public-url", default=None, metavar="URL",
-                     help="where readers reach the feeds (self links; default: "
-                     "http://127.0.0.1:8080/)")
+    base_url_option(run)
+    public_url_option(run)
     run.add_argument("--demo", action="store_true",
                      help="crawl a local mock of gov.kz instead (data in ./demo-data)")
-    run.add_argument("--seeds", default="seeds", help="--demo: pages the mock serves")
+    run.add_argument("--seeds", dest="crawl.seeds", type=Path, default=None, metavar="DIR",
+                     help="--demo: pages the mock serves (default: $GOVKZ_SEEDS, the config's, "
+                     f"else {default('crawl.seeds')})")
     run.add_argument("--mock-port", type=port_or_any, default=0,
                      help="--demo: port of the mock (default: any free port)")
     run.add_argument("--publish-every", type=positive_seconds, default=30.0, metavar="SECONDS",
@@ -231,7 +222,6 @@ def register(sub: Any) -> dict[str, Any]:
         description="Serve DATA/feeds/ and the status pages over HTTP, as `run` does, "
         "without crawling.",
     )
-    data_option(serve)
     _server_options(serve)
 
     status = sub.add_parser(
@@ -240,6 +230,5 @@ def register(sub: Any) -> dict[str, Any]:
         "consecutive failures and the last error, then the latest incidents. Exits 1 when "
         "any target is failing.",
     )
-    data_option(status)
     json_option(status)
     return {"run": cmd_run, "serve": cmd_serve, "status": cmd_status}

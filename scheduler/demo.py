@@ -12,12 +12,24 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from crawler.config import Config, override
 from crawler.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
 DEMO_AGENCIES = ("mod", "mfa", "economy")
 DEMO_SCHEDULE = {"min_interval": 15, "max_interval": 60, "jitter": 3, "crawl_timeout": 120}
+DEMO_DATA = Path("demo-data")
+
+
+def demo_config(config: Config, base_url: str, *, keep_data: bool) -> Config:
+    """The resolved configuration with the demo's layer on top: crawl the mock at `base_url`
+    without delays, on a fast schedule, into ./demo-data unless --data was given."""
+    flags: dict[str, Any] = {f"schedule.{key}": value for key, value in DEMO_SCHEDULE.items()}
+    flags.update({"crawl.base_url": base_url, "crawl.download_delay": 0.0})
+    if not keep_data:
+        flags["crawl.data"] = DEMO_DATA
+    return override(config, flags=flags, sets={"AUTOTHROTTLE_ENABLED": "0"})
 
 
 class DemoSite:

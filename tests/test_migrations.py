@@ -463,7 +463,8 @@ def test_an_old_schedule_row_reads_with_no_previous_kinds(db: Database) -> None:
 # --- the schedule keyed by target (schedule_targets) ---------------------------------------
 
 
-OLD_SCHEDULE = {  # rows as the archive held them before schedule_targets, by their key
+# Rows as the archive held them before schedule_targets, by their key.
+OLD_SCHEDULE: dict[str, dict[str, Any]] = {
     "mod/en": {"interval": 1800, "next_crawl": "2026-09-01T12:00:00+05:00",
                "last_success": "2026-09-01T06:00:00+00:00", "consecutive_failures": 2,
                "last_error": "mod/en: HTTP 500", "last_error_at": "2026-09-01T06:30:00+00:00",
@@ -481,9 +482,9 @@ OLD_SCHEDULE = {  # rows as the archive held them before schedule_targets, by th
 @pytest.fixture
 def before_schedule_targets(db: Database) -> Database:
     migrate(db, stop_before="schedule_targets")
-    assert db["schedule"].pks == ["agency"]
+    assert db.table("schedule").pks == ["agency"]
     for key, row in OLD_SCHEDULE.items():
-        db["schedule"].insert({"agency": key, **row})
+        db.table("schedule").insert({"agency": key, **row})
     return db
 
 
@@ -491,9 +492,9 @@ def test_the_schedule_migration_splits_each_target_key(before_schedule_targets: 
     db = before_schedule_targets
     migrate(db)
 
-    assert db["schedule"].pks == ["agency", "lang"]
-    assert list(db["schedule"].columns_dict)[:3] == ["agency", "lang", "next_crawl"]
-    rows = {(row["agency"], row["lang"]): row for row in db["schedule"].rows}
+    assert db.table("schedule").pks == ["agency", "lang"]
+    assert list(db.table("schedule").columns_dict)[:3] == ["agency", "lang", "next_crawl"]
+    rows = {(row["agency"], row["lang"]): row for row in db.table("schedule").rows}
     assert set(rows) == {("mod", "en"), ("mod", "ru"), ("akimat-astana", "kk")}
     for key in ("mod/en", "mod/ru", "akimat-astana/kk"):
         agency, lang = key.split("/")
@@ -536,8 +537,8 @@ def test_an_archive_of_the_previous_version_opens_with_its_schedule(tmp_path: Pa
     path = tmp_path / "news.db"
     old = Database(path)
     migrate(old, stop_before="schedule_targets")
-    old["schedule"].insert({"agency": "mod/en", **OLD_SCHEDULE["mod/en"]})
-    old["schedule"].insert({"agency": "mfa", **OLD_SCHEDULE["mfa"]})
+    old.table("schedule").insert({"agency": "mod/en", **OLD_SCHEDULE["mod/en"]})
+    old.table("schedule").insert({"agency": "mfa", **OLD_SCHEDULE["mfa"]})
     old.close()
 
     archive = Archive.open(path)

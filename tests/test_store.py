@@ -257,6 +257,9 @@ def test_content_hash_ignores_metadata() -> None:
 def test_a_crash_mid_save_leaves_nothing_half_written(
     archive: Archive, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Neither the item, its version nor its feed mark: a save that fails moves no mark, so
+    the feeds are never told of a change the archive does not hold."""
+
     def crash(*args: Any) -> None:
         raise RuntimeError("power cut")
 
@@ -265,6 +268,8 @@ def test_a_crash_mid_save_leaves_nothing_half_written(
         archive.save_item(make_item(), now=T0)
     assert archive.get_item("mod", 1001, "ru") is None
     assert archive.versions("mod", 1001, "ru") == []
+    assert archive.feeds_behind() == {}
+    assert archive.db["feed_marks"].count == 0
 
     monkeypatch.undo()
     archive.save_item(make_item(), now=T0)
@@ -274,6 +279,7 @@ def test_a_crash_mid_save_leaves_nothing_half_written(
         archive.save_item(make_item(title="Правка"), now=T1)
     assert get(archive, make_item()) == before
     assert len(archive.versions("mod", 1001, "ru")) == 1
+    assert archive.feeds_behind() == {("mod", "ru"): 1}
 
 
 def test_a_reader_sees_whole_items_while_a_writer_saves(

@@ -275,17 +275,7 @@ def test_feed_marks_are_per_agency_and_language(archive: Archive) -> None:
     assert archive.db["feed_marks"].count == 3  # an unknown group is not created
 
 
-def test_a_save_that_fails_does_not_move_the_mark(
-    archive: Archive, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def crash(*args: Any) -> None:
-        raise RuntimeError("power cut")
-
-    monkeypatch.setattr(Archive, "_insert_version", crash)
-    with pytest.raises(RuntimeError):
-        archive.save_item(make_item(), now=T0)
-    assert archive.feeds_behind() == {}
-    assert archive.db["feed_marks"].count == 0
+# A save that fails moves no mark: test_store.py, test_a_crash_mid_save_leaves_nothing_half_written.
 
 
 def test_a_killed_crawls_items_still_reach_the_feeds(tmp_path: Path) -> None:

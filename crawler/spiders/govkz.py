@@ -92,7 +92,9 @@ class GovkzSpider(scrapy.Spider):
     async def start(self) -> AsyncIterator[Any]:
         settings = self.settings
         self.site = settings.get("GOVKZ_BASE_URL").rstrip("/")
-        self.page_size = settings.getint("GOVKZ_PAGE_SIZE", 50)
+        # Every GOVKZ_ setting is in the settings, derived from the resolved configuration
+        # (crawler/config.py): no default is re-applied here.
+        self.page_size = settings.getint("GOVKZ_PAGE_SIZE")
         langs = self.langs or split_list(settings.get("GOVKZ_LANGS"))
         agencies = self.agency_slugs or ([] if self.pairs else self._enabled_agencies())
         for lang in langs + [lang for _, lang in self.pairs]:
@@ -108,19 +110,21 @@ class GovkzSpider(scrapy.Spider):
             yield self.list_request(walk, 1)
 
     def _enabled_agencies(self) -> list[str]:
-        from crawler.config import load_config
+        """The [agencies] section, as the settings carry it (`scrapy crawl govkz` without
+        `-a agencies=`; the CLI always names the agencies)."""
+        from crawler.config import agencies_from_settings
         from crawler.directory import crawl_targets, load_registry
 
-        return crawl_targets(load_registry(self.settings), load_config())
+        return crawl_targets(load_registry(self.settings), agencies_from_settings(self.settings))
 
     def _plan(self, agency: str, lang: str) -> PagingPlan:
         settings = self.settings
-        backfill = self.backfill or settings.getint("GOVKZ_BACKFILL_PAGES", 2)
+        backfill = self.backfill or settings.getint("GOVKZ_BACKFILL_PAGES")
         return PagingPlan(
             backfill_pages=backfill,
-            max_pages=settings.getint("GOVKZ_MAX_PAGES", 200),
+            max_pages=settings.getint("GOVKZ_MAX_PAGES"),
             since=self.since,
-            high_water=self.archive.high_water(agency, lang),
+            high_water=self.archive.monitor.high_water(agency, lang),
             forced_backfill=self.backfill is not None,
         )
 
