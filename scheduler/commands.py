@@ -20,6 +20,7 @@ from crawler.commands import (
 )
 from crawler.config import Config, child_args, default, scrapy_settings
 from crawler.errors import GovkzError
+from scheduler.demo import DEMO_MOCK_PORT
 
 log = logging.getLogger("scheduler")
 
@@ -208,12 +209,13 @@ def register(sub: Any) -> dict[str, Any]:
     base_url_option(run)
     public_url_option(run)
     run.add_argument("--demo", action="store_true",
-                     help="crawl a local mock of gov.kz instead (data in ./demo-data)")
+                     help="crawl a local mock of gov.kz instead (data in DATA/demo)")
     run.add_argument("--seeds", dest="crawl.seeds", type=Path, default=None, metavar="DIR",
                      help="--demo: pages the mock serves (default: $GOVKZ_SEEDS, the config's, "
                      f"else {default('crawl.seeds')})")
-    run.add_argument("--mock-port", type=port_or_any, default=0,
-                     help="--demo: port of the mock (default: any free port)")
+    run.add_argument("--mock-port", type=port_or_any, default=DEMO_MOCK_PORT,
+                     help=f"--demo: port of the mock on 127.0.0.1 (default {DEMO_MOCK_PORT}, "
+                     "fixed so stored links survive a restart; 0: any free port)")
     run.add_argument("--publish-every", type=positive_seconds, default=30.0, metavar="SECONDS",
                      help="--demo: how often the mock publishes a new item (default 30)")
 

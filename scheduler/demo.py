@@ -19,16 +19,20 @@ log = logging.getLogger(__name__)
 
 DEMO_AGENCIES = ("mod", "mfa", "economy")
 DEMO_SCHEDULE = {"min_interval": 15, "max_interval": 60, "jitter": 3, "crawl_timeout": 120}
-DEMO_DATA = Path("demo-data")
+# Under the data directory, so a demo never writes into the work tree's top level.
+DEMO_SUBDIR = "demo"
+# A fixed port, so the links stored in the demo's archive and feeds survive a restart.
+DEMO_MOCK_PORT = 8081
 
 
 def demo_config(config: Config, base_url: str, *, keep_data: bool) -> Config:
     """The resolved configuration with the demo's layer on top: crawl the mock at `base_url`
-    without delays, on a fast schedule, into ./demo-data unless --data was given."""
+    without delays, on a fast schedule, into DATA/demo (./data/demo by default), so the demo
+    never mixes with a real archive."""
     flags: dict[str, Any] = {f"schedule.{key}": value for key, value in DEMO_SCHEDULE.items()}
     flags.update({"crawl.base_url": base_url, "crawl.download_delay": 0.0})
     if not keep_data:
-        flags["crawl.data"] = DEMO_DATA
+        flags["crawl.data"] = Path(config.crawl.data) / DEMO_SUBDIR
     return override(config, flags=flags, sets={"AUTOTHROTTLE_ENABLED": "0"})
 
 
