@@ -1,7 +1,8 @@
 """How to be let into gov.kz's news API: the access strategies and their pure parts.
 
-gov.kz changed its access control several times (DESIGN.md §3), so each scheme is a named
-strategy, tried in order until one works, and every step is recorded for the crawl summary:
+gov.kz changed its access control several times (README, "Crawling gov.kz", "Access paths"), so each
+scheme is a named strategy, tried in order until one works, and every step is recorded for the crawl
+summary:
 
 - ``k6v1``: ``POST /api/v1/public/_/c/k6`` (JSON ``{}``, Origin www.gov.kz); the cookies it
   sets ride on the news requests (Scrapy's cookie middleware keeps them).
@@ -59,16 +60,6 @@ def make_token() -> str:
 def token_hash(token: str) -> str:
     """bcrypt of ``token`` with the site's fixed salt (so it starts with TOKEN_SALT)."""
     return bcrypt.hashpw(token.encode(), TOKEN_SALT.encode()).decode()
-
-
-def verify_token_hash(token: str, hashed: str) -> bool:
-    """Whether ``hashed`` is what the site's client would send with ``token`` (for the mock)."""
-    if not TOKEN_RE.match(token) or not hashed.startswith(TOKEN_SALT):
-        return False
-    try:
-        return bcrypt.checkpw(token.encode(), hashed.encode())
-    except ValueError:  # not a bcrypt hash at all
-        return False
 
 
 def token_headers(token: str | None = None) -> dict[str, str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from crawler.errors import ConfigError
-from crawler.items import LANGS
+from crawler.items import LANGS, is_slug
 
 KINDS = frozenset(
     {
@@ -34,8 +34,6 @@ KINDS = frozenset(
         "other",
     }
 )
-# The slug alphabet gov.kz addresses use (same as crawler.items.ITEM_URL_RE).
-SLUG_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 # Name lookups fall back in this order when the wanted language is missing.
 NAME_FALLBACK = ("en", "ru", "kk")
 _KEYS = {"kind", "parent", "enabled", *LANGS}
@@ -156,7 +154,7 @@ def parse_registry(raw: dict[str, Any], *, where: str = "agency registry") -> li
 
 
 def _parse_agency(slug: str, entry: Any, where: str) -> Agency:
-    if not SLUG_RE.match(slug):
+    if not is_slug(slug):
         raise ConfigError(f"{where}: not a gov.kz slug")
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: must be a table")
@@ -174,7 +172,7 @@ def _parse_agency(slug: str, entry: Any, where: str) -> Agency:
     if kind not in KINDS:
         raise ConfigError(f"{where}.kind: {kind!r} is not one of {', '.join(sorted(KINDS))}")
     parent = entry.get("parent")
-    if parent is not None and (not isinstance(parent, str) or not SLUG_RE.match(parent)):
+    if parent is not None and not is_slug(parent):
         raise ConfigError(f"{where}.parent: must be a gov.kz slug")
     if parent == slug:
         raise ConfigError(f"{where}.parent: an agency cannot be its own parent")

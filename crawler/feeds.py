@@ -24,14 +24,13 @@ from lxml import etree
 
 from crawler.agencies import AgencyRegistry
 from crawler.items import GOVKZ_SITE, LANGS, press_page_url
-from crawler.sanitize import plain_text, sanitize_html, text_to_html, truncate
-from crawler.timeutil import localize
+from crawler.sanitize import SUMMARY_CHARS, plain_text, sanitize_html, text_to_html, truncate
+from crawler.timeutil import localize, parse_iso
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080/"
 GENERATOR = "govkz-monitor"
 # The `updated` of a feed without entries: a fixed date, so an empty feed is stable too.
 EMPTY_FEED_UPDATED = datetime(1970, 1, 1, tzinfo=UTC)
-SUMMARY_CHARS = 300
 ATOM_TYPE = "application/atom+xml"
 RSS_TYPE = "application/rss+xml"
 
@@ -198,17 +197,6 @@ def render_rss(meta: FeedMeta, entries: Iterable[EntryData]) -> bytes:
 # --- archive rows -> entries ------------------------------------------------------------------
 
 
-def _aware(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return localize(value)
-    if isinstance(value, str) and value.strip():
-        try:
-            return localize(datetime.fromisoformat(value.strip()))
-        except ValueError:
-            return None
-    return None
-
-
 def entry_from_item(
     item: Mapping[str, Any],
     *,
@@ -217,13 +205,13 @@ def entry_from_item(
 ) -> EntryData | None:
     """An archive row (Archive.feed_items) as a feed entry; None for a row that cannot be
     published (incomplete, or without a date or a link)."""
-    published = _aware(item.get("published"))
+    published = parse_iso(item.get("published"))
     if published is None or item.get("incomplete") or not item.get("url"):
         return None
     # A never-edited item was last updated when it was published (the archive's `updated` is
     # then only when we first saw it); an edited one when we saw its newest version.
     edited = (item.get("version") or 1) > 1
-    updated = (_aware(item.get("updated")) if edited else None) or published
+    updated = (parse_iso(item.get("updated")) if edited else None) or published
     body = item.get("body_html") or text_to_html(item.get("body_text") or "")
     image = item.get("image")
     if image and image not in body:

@@ -12,11 +12,25 @@ from crawler.sanitize import clean_line, clean_text
 GOVKZ_SITE = "https://www.gov.kz"
 LANGS = ("kk", "ru", "en")
 
+# An agency slug, the part of a gov.kz address after /memleket/entities/: ASCII letters, digits
+# and "_.-", starting with a letter or digit. Every slug in crawler/data/agencies.toml is
+# lower-case words joined by hyphens ("mfa-rabat"), but gov.kz's ~2,000 slugs were never all
+# seen: the rule is as wide as is safe in a URL path and a feed file name, so no real agency is
+# refused. The one rule for agencies.toml, the manifest, GraphQL's directory, item URLs and
+# the archive.
+SLUG_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+SLUG_RE = re.compile(SLUG_PATTERN, re.ASCII)
+
 # https://www.gov.kz/memleket/entities/{slug}/press/news/details/{id}?lang=xx
 ITEM_URL_RE = re.compile(
-    r"^https?://(?:www\.)?gov\.kz/memleket/entities/(?P<slug>[A-Za-z0-9_.-]+)"
+    rf"^https?://(?:www\.)?gov\.kz/memleket/entities/(?P<slug>{SLUG_PATTERN})"
     r"/press/news/details/(?P<id>\d+)(?:\?lang=(?P<lang>[a-z]{2}))?\s*$"
 )
+
+
+def is_slug(value: object) -> bool:
+    """Whether ``value`` is a string that is a whole agency slug (SLUG_RE, no trailing newline)."""
+    return isinstance(value, str) and SLUG_RE.fullmatch(value) is not None
 
 
 def item_url(slug: str, item_id: int, lang: str, site: str = GOVKZ_SITE) -> str:

@@ -8,11 +8,13 @@ expression is the XML 1.0 character class, which is about characters, not markup
 
 from __future__ import annotations
 
+import copy
 import html
 import re
 import unicodedata
 from urllib.parse import quote, urljoin
 
+import lxml.etree
 import lxml.html
 import nh3
 
@@ -39,6 +41,8 @@ URL_SCHEMES = frozenset({"http", "https", "mailto"})
 DROP_WITH_CONTENT = frozenset(
     {"script", "style", "title", "noscript", "template", "iframe", "object", "svg", "math"}
 )
+# A summary's length (API, RSS and snapshot items, feed entries without one): truncate's default.
+SUMMARY_CHARS = 300
 _URL_ATTRIBUTES = {("a", "href"), ("img", "src")}
 _URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
 
@@ -116,27 +120,92 @@ def text_to_html(text: str) -> str:
     return "".join(f"<p>{html.escape(line, quote=False)}</p>" for line in lines if line)
 
 
-def html_to_text(html_text: str) -> str:
-    """The readable text of an HTML fragment (or of plain text that may hold entities or
-    stray tags), on one line: tags removed, <script>/<style> dropped with their content,
-    entities decoded, white space folded."""
-    if not html_text:
-        return ""
-    # Keep only the block tags, so their boundaries can become spaces; nh3 escapes the rest.
-    blocks = nh3.clean(
-        strip_invalid_xml_chars(html_text),
-        tags={"p", "br", "div", "li"},
-        clean_content_tags=set(DROP_WITH_CONTENT),
-        attributes={},
-        link_rel=None,
-    )
-    # Again after nh3, which decodes "&#7;" into a character lxml refuses.
-    root = lxml.html.fragment_fromstring(clean_text(blocks), create_parent="div")
-    for block in root.iter("p", "br", "div", "li"):
-        # A space on both sides of every block, so "<p>a</p><p>b</p>" reads "a b".
-        block.text = " " + (block.text or "")
-        block.tail = " " + (block.tail or "")
-    return " ".join(root.text_content().split())
+# --- the readable text of HTML ---------------------------------------------------------------
+# One rendering for bodies, summaries, titles and feed fields alike: lxml parses (fragment or
+# whole document), what a reader does not see is dropped, blocks become paragraph breaks.
+
+# Elements whose text is not part of what a reader sees.
+_INVISIBLE = tuple(sorted(DROP_WITH_CONTENT | {"head"}))
+# Elements that start a new paragraph in the plain-text rendering.
+_BLOCKS = frozenset(
+    "address article aside blockquote dd div dl dt figcaption figure footer h1 h2 h3 h4 h5 h6 "
+    "header hr li main nav ol p pre section table tr ul".split()
+)
+_CELLS = frozenset(("td", "th"))
+# Private-use characters mark breaks while the source's own white space is folded.
+_PARA = "\ue000"
+_LINE = "\ue001"
+_PARSER = lxml.html.HTMLParser(encoding="utf-8", remove_comments=True, huge_tree=True)
+
+
+def parse_body(markup: str | None) -> lxml.html.HtmlElement | None:
+    """The <body> element of ``markup``, whether it is a fragment or a whole document; None
+    when there is nothing to parse. Never raises: lxml refuses control characters and lone
+    surrogates (so the markup passes clean_text first) and, without ``huge_tree``, silently
+    cuts text nodes over 10 MB; markup it cannot parse at all is simply no body."""
+    markup = clean_text(markup or "")
+    if not markup.strip():
+        return None
+    try:
+        # Bytes with a fixed encoding: a str carrying an XML declaration is refused by lxml,
+        # and a <meta charset> inside a body must not re-decode it.
+        document = lxml.html.document_fromstring(markup.encode("utf-8"), parser=_PARSER)
+    except (lxml.etree.LxmlError, ValueError):  # ParserError ("Document is empty"), ...
+        return None
+    if "&#" in markup:
+        _scrub(document)
+    return document.find("body")
+
+
+def _scrub(document: lxml.html.HtmlElement) -> None:
+    """clean_text on every text and attribute of a parsed document: a character reference
+    ("&#7;") decodes to a control character, which lxml then refuses in any later assignment
+    (and which must not reach a field)."""
+    for el in document.iter():
+        if el.text:
+            el.text = clean_text(el.text)
+        if el.tail:
+            el.tail = clean_text(el.tail)
+        for name, value in el.attrib.items():
+            el.attrib[name] = clean_text(value)
+
+
+def text_of(element: lxml.html.HtmlElement) -> str:
+    """What a reader sees of ``element``: paragraphs joined by "\\n\\n", <br> as "\\n",
+    runs of white space folded to one space, invisible elements (<script>, <head>, ...) left out.
+    """
+    root = copy.deepcopy(element)
+    for hidden in list(root.iter(*_INVISIBLE)):
+        hidden.drop_tree()
+    for el in root.iter():
+        if not isinstance(el.tag, str):
+            continue
+        tag = el.tag.lower()
+        if tag == "br":
+            el.tail = _LINE + (el.tail or "")
+        elif tag in _BLOCKS:
+            el.text = _PARA + (el.text or "")
+            el.tail = _PARA + (el.tail or "")
+        elif tag in _CELLS:
+            el.tail = " " + (el.tail or "")
+    paragraphs = []
+    for chunk in root.text_content().replace("\xa0", " ").split(_PARA):
+        lines = [" ".join(line.split()) for line in chunk.split(_LINE)]
+        text = "\n".join(lines).strip()
+        if text:
+            paragraphs.append(text)
+    # Repeated <br> become at most one blank line, like paragraph breaks.
+    return clean_text(re.sub(r"\n{3,}", "\n\n", "\n\n".join(paragraphs)))
+
+
+def html_to_text(markup: str | None, *, one_line: bool = False) -> str:
+    """The readable text of HTML (a fragment, a whole document, or plain text that may hold
+    entities or stray tags): tags removed, invisible elements dropped with their content,
+    entities decoded. Paragraphs are separated by a blank line and <br> is a line break; with
+    ``one_line`` all white space is folded to single spaces (for a title or a summary)."""
+    body = parse_body(markup)
+    text = text_of(body) if body is not None else ""
+    return " ".join(text.split()) if one_line else text
 
 
 def plain_text(value: str) -> str:
@@ -146,18 +215,30 @@ def plain_text(value: str) -> str:
     markup after one pass (double-escaped CMS output such as "&amp;lt;b&amp;gt;") would be
     shown as HTML by the many readers that treat RSS text as HTML. The result parses as HTML
     to exactly itself."""
-    text = html_to_text(value)
+    # What XML cannot carry goes first: a lone surrogate here is dropped, not shown as U+FFFD.
+    text = html_to_text(strip_invalid_xml_chars(value), one_line=True)
     for _ in range(3):
-        again = html_to_text(text)
+        again = html_to_text(text, one_line=True)
         if again == text:
             break
         text = again
     return text
 
 
-def truncate(text: str, limit: int = 300) -> str:
-    """Cut plain text to at most `limit` characters at a word boundary, adding an ellipsis."""
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1].rsplit(" ", 1)[0] or text[: limit - 1]
-    return cut.rstrip(" ,.;:-–—") + "…"
+def truncate(text: str, limit: int = SUMMARY_CHARS) -> str:
+    """``text`` on one line (white space folded) and at most ``limit`` characters long.
+
+    The one truncation rule (summaries, titles from bodies, error lines): a text that is too
+    long is cut at the last space that leaves room for the ellipsis, trailing punctuation is
+    dropped and "…" appended. A cut that would keep less than half of ``limit`` (one enormous
+    word) cuts inside the word instead."""
+    folded = " ".join(text.split())
+    if len(folded) <= limit:
+        return folded
+    if limit < 2:
+        return "…"[:limit]
+    room = limit - 1  # characters left for the text beside the ellipsis
+    cut = folded.rfind(" ", 0, room + 1)
+    if cut < limit // 2:
+        cut = room
+    return folded[:cut].rstrip(" ,.;:-\u2013\u2014") + "…"

@@ -7,19 +7,16 @@ otherwise turn into a page read with the wrong layout or filed under the wrong a
 
 from __future__ import annotations
 
-import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from crawler.errors import ManifestError
-from crawler.items import LANGS
+from crawler.items import LANGS, is_slug
 
 MANIFEST_NAME = "manifest.toml"
 LAYOUTS = ("sections", "titled-list", "full-text")
-# The slug rule of gov.kz item URLs (crawler.items.ITEM_URL_RE).
-_SLUG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _KEYS = {"file", "layout", "lang", "agency", "page"}
 
 
@@ -105,7 +102,7 @@ def _spec(entry: Any, where: str) -> SnapshotSpec:
         raise ManifestError(f"{where}: lang {lang!r} is not one of {', '.join(LANGS)}")
 
     agency = entry.get("agency")
-    if agency is not None and (not isinstance(agency, str) or not _SLUG_RE.match(agency)):
+    if agency is not None and not is_slug(agency):
         raise ManifestError(f"{where}: agency {agency!r} is not a gov.kz slug")
     if layout == "full-text" and agency is None:
         # Full-text pages carry no "Source :" links, so nothing else says whose items they are.

@@ -27,29 +27,13 @@ def test_token_hash_uses_the_fixed_salt_and_verifies() -> None:
     assert len(hashed) == 60
     assert hashed == access.token_hash(token)  # fixed salt: deterministic
     assert bcrypt.checkpw(token.encode(), hashed.encode())
-    assert access.verify_token_hash(token, hashed)
-
-
-@pytest.mark.parametrize(
-    ("token", "hashed"),
-    [
-        ("0f8fad5b-d9cb-469f-a165-70867728950f", None),  # another token's hash
-        ("0F8FAD5B-D9CB-469F-A165-70867728950E", None),  # upper case is not the client's form
-        ("not-a-token", None),
-        ("0f8fad5b-d9cb-469f-a165-70867728950e", "$2a$10$HxyKf0Cy3Ecnp874AXBXOe"),
-        ("0f8fad5b-d9cb-469f-a165-70867728950e", "plain text"),
-        ("0f8fad5b-d9cb-469f-a165-70867728950e", "$2b$10$HxyKf0Cy3Ecnp874AXBXOe" + "x" * 31),
-    ],
-)
-def test_verify_refuses(token: str, hashed: str | None) -> None:
-    good = access.token_hash("0f8fad5b-d9cb-469f-a165-70867728950e")
-    assert not access.verify_token_hash(token, hashed or good)
 
 
 def test_token_headers() -> None:
     headers = access.token_headers()
     assert set(headers) == {"token", "hash"}
-    assert access.verify_token_hash(headers["token"], headers["hash"])
+    assert access.TOKEN_RE.match(headers["token"])
+    assert bcrypt.checkpw(headers["token"].encode(), headers["hash"].encode())
     fixed = access.token_headers("0f8fad5b-d9cb-469f-a165-70867728950e")
     assert fixed["token"] == "0f8fad5b-d9cb-469f-a165-70867728950e"
 

@@ -9,7 +9,7 @@ import pytest
 
 from crawler.agencies import KINDS, Agency, AgencyRegistry
 from crawler.errors import ConfigError
-from crawler.items import ITEM_URL_RE, LANGS
+from crawler.items import ITEM_URL_RE, LANGS, is_slug
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 # Every ministry of Kazakhstan as of 2025-2026, by its gov.kz slug.
@@ -124,6 +124,7 @@ def test_an_agency_without_names_is_named_by_its_slug(tmp_path: Path) -> None:
         ("[agencies.x]\nen = 'X'\nparent = 'a b'\n", "parent"),
         ("[agencies.x]\nen = 'X'\nenabled = 'yes'\n", "enabled"),
         ("[agencies.'bad slug']\nen = 'X'\n", "slug"),
+        ("[agencies.x]\nen = 'X'\nparent = 'mfa\\n'\n", "parent"),
         ("agencies = 3\n", "table"),
         ("[agencies]\nx = 'X'\n", "must be a table"),
         ("[other]\nen = 'X'\n", "unknown top-level"),
@@ -186,3 +187,33 @@ def test_to_toml_round_trips(tmp_path: Path, shipped: AgencyRegistry) -> None:
     assert list(again) == list(registry)
     assert [a.names for a in again] == [a.names for a in registry]
     assert not list(path.parent.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("mfa", True),
+        ("mfa-rabat", True),
+        ("kostanai-bmalin-audany-akimat", True),
+        ("abay2", True),
+        ("", False),
+        ("MFA", True),
+        ("odd.slug", True),
+        ("under_score", True),
+        ("-mfa", False),
+        ("mfa-", True),
+        ("mfa--rabat", True),
+        ("mfa\n", False),
+        ("bad slug/..", False),
+        ("\u202e", False),
+        ("қазақ", False),
+        (None, False),
+        (3, False),
+    ],
+)
+def test_is_slug(value: object, ok: bool) -> None:
+    assert is_slug(value) is ok
+
+
+def test_every_shipped_slug_is_a_slug(shipped: AgencyRegistry) -> None:
+    assert all(is_slug(a.slug) and (a.parent is None or is_slug(a.parent)) for a in shipped)

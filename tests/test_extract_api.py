@@ -1,5 +1,5 @@
-"""The JSON news API extractor: every shape DESIGN.md §3 describes, and every way it can break:
-a response of the wrong shape is a LayoutChanged, one bad element only a Reject."""
+"""The JSON news API extractor: every shape crawler/extract/api.py describes, and every way it can
+break: a response of the wrong shape is a LayoutChanged, one bad element only a Reject."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from crawler.errors import LayoutChanged
 from crawler.extract import api
 from crawler.extract.fields import MAX_BODY_BYTES
-from crawler.extract.htmlbody import clean_body, html_to_text, summarize
+from crawler.extract.htmlbody import clean_body
 from crawler.extract.result import Extracted
 from crawler.items import ITEM_URL_RE, Reject
 from crawler.timeutil import ALMATY
@@ -374,30 +374,12 @@ def test_an_unjoinable_heropic_costs_only_the_image() -> None:
 # --- missing bodies and the detail endpoint -----------------------------------------------------
 
 
-def test_null_body_items_need_detail() -> None:
+def test_null_body_items_have_no_body() -> None:
     items = parse("list_null_body.json")
-    raw = json.loads(fixture("list_null_body.json"))
-    assert [api.needs_detail(r) for r in raw] == [True, True, False]
     assert items[0].body_html == "" and items[0].body_text == ""
     assert items[0].summary == "Кратко о новости."
     assert items[1].summary == ""
     assert items[2].body_html == "<p>Полный текст.</p>"
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        ({"body": None}, True),
-        ({}, True),
-        ({"body": ""}, True),
-        ({"body": " \n"}, True),
-        ({"body": 5}, True),
-        ({"body": "<p>x</p>"}, False),
-        ({"body": "text"}, False),
-    ],
-)
-def test_needs_detail(raw: dict, expected: bool) -> None:
-    assert api.needs_detail(raw) is expected
 
 
 def test_detail() -> None:
@@ -497,13 +479,10 @@ def test_list_url_rejects_bad_pages(page: int, size: int) -> None:
         api.list_url(MOCK, "a", page, size)
 
 
-def test_detail_url_and_language() -> None:
+def test_detail_url() -> None:
     assert api.detail_url(MOCK + "/", 1171800) == (
         f"{MOCK}/api/v1/public/content-manager/news/1171800"
     )
-    assert api.language_headers("kk") == {"Accept-Language": "kk"}
-    with pytest.raises(ValueError):
-        api.language_headers("de")
 
 
 # --- body cleanup -------------------------------------------------------------------------------
@@ -535,28 +514,10 @@ def test_clean_body(markup, html: str, text: str) -> None:
     assert clean_body(markup, "https://www.gov.kz") == (html, text)
 
 
-def test_html_to_text_unescapes() -> None:
-    assert html_to_text("A &amp; B &lt;3") == "A & B <3"
-
-
-@pytest.mark.parametrize(
-    ("text", "limit", "expected"),
-    [
-        ("short  text\n\nhere", 300, "short text here"),
-        ("alpha beta gamma delta", 12, "alpha beta\u2026"),
-        ("alpha, beta gamma", 10, "alpha\u2026"),
-        ("x" * 40, 10, "x" * 10 + "\u2026"),
-        ("", 300, ""),
-    ],
-)
-def test_summarize(text: str, limit: int, expected: str) -> None:
-    assert summarize(text, limit) == expected
-
-
 def test_long_body_summary_is_cut_at_a_word() -> None:
     words = " ".join(["слово"] * 100)
     body = json.dumps(
         [{"id": 3, "title": "t", "created_date": "2026-01-01", "body": f"<p>{words}</p>"}]
     ).encode()
     (item,) = api.parse_news_list(body, agency="a", lang="ru").items
-    assert len(item.summary) <= 301 and item.summary.endswith("слово\u2026")
+    assert len(item.summary) <= 300 and item.summary.endswith("слово\u2026")

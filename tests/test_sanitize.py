@@ -7,6 +7,7 @@ import pytest
 from lxml import etree
 
 from crawler.sanitize import (
+    SUMMARY_CHARS,
     html_to_text,
     plain_text,
     sanitize_html,
@@ -201,7 +202,22 @@ def test_valid_xml_characters_are_kept(good: str) -> None:
         ("", ""),
     ],
 )
-def test_html_to_text(html: str, expected: str) -> None:
+def test_html_to_text_on_one_line(html: str, expected: str) -> None:
+    assert html_to_text(html, one_line=True) == expected
+
+
+@pytest.mark.parametrize(
+    ("html", "expected"),
+    [
+        ("<p>one</p><p>two</p>three<br>four<li>five</li>", "one\n\ntwo\n\nthree\nfour\n\nfive"),
+        ("<p>a</p><br><br><br><br><p>b</p>", "a\n\nb"),
+        ("A &amp; B &lt;3", "A & B <3"),
+        ("<table><tr><td>x</td><td>y</td></tr></table>", "x y"),
+        ("<svg><text>drawn</text></svg><iframe>frame</iframe>seen", "seen"),
+        (None, ""),
+    ],
+)
+def test_html_to_text_keeps_paragraphs(html: str | None, expected: str) -> None:
     assert html_to_text(html) == expected
 
 
@@ -230,9 +246,22 @@ def test_plain_text_is_what_a_reader_should_see(value: str, expected: str) -> No
         ("one two three four", 12, "one two…"),
         ("word, another word", 10, "word…"),
         ("unbreakablelongword", 8, "unbreak…"),
+        ("short  text\n\nhere", 300, "short text here"),
+        ("alpha beta gamma delta", 12, "alpha beta…"),
+        ("alpha beta gamma", 11, "alpha beta…"),  # a space right at the cut is a boundary
+        ("a verylongwordthatgoeson", 12, "a verylongw…"),  # not just "a…"
+        ("x" * 40, 10, "x" * 9 + "…"),
+        ("", 300, ""),
+        ("two words", 1, "…"),
+        ("two words", 0, ""),
     ],
 )
 def test_truncate(text: str, limit: int, expected: str) -> None:
     result = truncate(text, limit)
     assert result == expected
     assert len(result) <= limit
+
+
+def test_truncate_default_is_the_summary_length() -> None:
+    result = truncate(" ".join(["слово"] * 100))
+    assert len(result) <= SUMMARY_CHARS == 300 and result.endswith("слово…")

@@ -112,7 +112,6 @@ def test_every_fixture_directory_is_complete() -> None:
 def test_fixture(case: str) -> None:
     meta, result = run_case(case)
     expected = json.loads((FIXTURES / case / "expected.json").read_text(encoding="utf-8"))
-    assert result.blocks == expected["blocks"]
     assert [reject_summary(r) for r in result.rejects] == expected["rejects"]
     assert all(r.lang == meta["lang"] and r.url == "" for r in result.rejects)
     assert len(result.items) == len(expected["items"])
@@ -161,7 +160,7 @@ def test_fixture_invariants(case: str) -> None:
 
 def test_seed_000_sections() -> None:
     result = extract_seed("000_4ec7fd5933ffcd57.txt")
-    assert (result.blocks, len(result.items), result.rejects) == (10, 5, [])
+    assert (len(result.items), result.rejects) == (5, [])
     assert all(item.categories == ["News", "Society"] for item in result.items)
     assert [(i.agency, i.id) for i in result.items] == [
         ("pravstat", 1171712),
@@ -186,7 +185,7 @@ def test_seed_000_sections() -> None:
 
 def test_seed_001_titled_list() -> None:
     result = extract_seed("001_28f041a508a280bb.txt")
-    assert (result.blocks, len(result.items), result.rejects) == (20, 20, [])
+    assert (len(result.items), result.rejects) == (20, [])
     assert all(item.categories == ["Law"] for item in result.items)
     first, last = result.items[0], result.items[-1]
     assert (first.agency, first.id) == ("mfa", 997859)
@@ -209,7 +208,7 @@ def test_seed_001_titled_list() -> None:
 
 def test_seed_004_full_text() -> None:
     result = extract_seed("004_4bfc0a0de863c664.txt")
-    assert (result.blocks, len(result.items), result.rejects) == (9, 9, [])
+    assert (len(result.items), result.rejects) == (9, [])
     dated, cut = result.items[:8], result.items[8]
     assert all(not i.incomplete and i.published for i in dated)
     assert all(i.agency == "primeminister" and i.id < 0 for i in result.items)
@@ -293,7 +292,6 @@ def test_trap_duplicates_across_sections_merge_categories_in_order() -> None:
     other = "Other item\n27.02.2026\nBody.Source : " + LINK.format(slug="a", id=2) + "\n"
     text = "Society\nMore\n" + block + "News\nMore\n" + other + block + "Society\nMore\n" + block
     result = extract(text, "sections")
-    assert result.blocks == 4
     assert [(i.id, i.categories) for i in result.items] == [
         (1, ["Society", "News"]),
         (2, ["News"]),

@@ -1,4 +1,4 @@
-"""gov.kz's JSON news API (DESIGN.md §3): request URLs, and response bodies turned into items.
+"""gov.kz's JSON news API (README, "Crawling gov.kz"): request URLs, and response bodies as items.
 
 List: ``GET /api/v1/public/content-manager/news?sort-by=created_date:DESC&projects=eq:{slug}
 &page={n}&size={k}`` answers a bare JSON array, 1-based pages, ``[]`` past the end. Detail:
@@ -26,7 +26,6 @@ from crawler.extract.fields import (
     BODY_TOO_BIG,
     SAMPLE_BYTES,
     absolute,
-    clean_tree,
     json_type,
     load_json,
     parse_created_date,
@@ -35,10 +34,10 @@ from crawler.extract.fields import (
     too_big,
     unreadable,
 )
-from crawler.extract.htmlbody import clean_body, html_to_text, summarize
+from crawler.extract.htmlbody import clean_body
 from crawler.extract.result import Extracted, collect
-from crawler.items import GOVKZ_SITE, LANGS, NewsItem, Reject, item_url
-from crawler.sanitize import clean_line
+from crawler.items import GOVKZ_SITE, NewsItem, Reject, item_url
+from crawler.sanitize import clean_line, html_to_text, truncate
 from crawler.timeutil import localize
 
 NEWS_PATH = "/api/v1/public/content-manager/news"
@@ -70,35 +69,16 @@ def detail_url(site: str, item_id: int) -> str:
     return f"{site.rstrip('/')}{NEWS_PATH}/{int(item_id)}"
 
 
-def language_headers(lang: str) -> dict[str, str]:
-    """The request headers that choose the language of the API's answers."""
-    if lang not in LANGS:
-        raise ValueError(f"unknown language {lang!r}")
-    return {"Accept-Language": lang}
-
-
 # --- One element -------------------------------------------------------------------------------
-
-
-def needs_detail(raw: dict) -> bool:
-    """Whether a list element came without its body, so the detail endpoint must be asked."""
-    body = raw.get("body")
-    return not isinstance(body, str) or not body.strip()
-
-
-def parse_news_element(
-    raw: Any, *, agency: str, lang: str, site: str = GOVKZ_SITE, url: str = ""
-) -> NewsItem | Reject:
-    """One API (or GraphQL) news object as an item, or as a Reject saying why it cannot be
-    one. An element without a body gives an item whose body_html is "" (see needs_detail):
-    the caller decides whether to fetch the detail."""
-    return element_outcome(raw, clean_tree(raw), agency=agency, lang=lang, site=site, url=url)
 
 
 def element_outcome(
     original: Any, cleaned: Any, *, agency: str, lang: str, site: str, url: str
 ) -> NewsItem | Reject:
-    """parse_news_element on an element whose clean_tree copy the caller already has.
+    """One API news object as an item, or as a Reject saying why it cannot be one, from the
+    element as received (``original``, kept as a reject's raw) and its clean_tree copy.
+    An element without a body gives an item whose body_html is "": the spider decides
+    whether to fetch the detail.
 
     Every failure a field can have is caught here, for this element alone: the named ones
     (LayoutChanged from the field parsers) keep their reason, anything else is "unreadable"."""
@@ -152,7 +132,7 @@ def _news_item(raw: Any, *, agency: str, lang: str, site: str) -> NewsItem:
         published=published,
         body_text=body_text,
         body_html=body_html,
-        summary=summarize(summary or body_text),
+        summary=truncate(summary or body_text),
         image=absolute(site, raw.get("heropic")),
         source="api",
     )

@@ -16,7 +16,7 @@ from urllib.parse import urljoin
 from crawler.errors import LayoutChanged
 from crawler.items import RAW_LIMIT
 from crawler.sanitize import clean_text
-from crawler.timeutil import ALMATY, localize
+from crawler.timeutil import ALMATY, localize, require_iso
 
 SAMPLE_BYTES = 2048
 # A body longer than this is not news but an accident (an embedded file, a runaway template);
@@ -172,7 +172,7 @@ def parse_created_date(value: Any) -> datetime:
     if not EARLIEST.year <= int(match["year"]) < LATEST.year:
         raise LayoutChanged(OUT_OF_RANGE)
     try:
-        parsed = datetime.fromisoformat(text)  # type: ignore[arg-type]
+        parsed = require_iso(text)
     except ValueError:  # e.g. month 13 or offset +99:00: the right shape, an impossible date
         raise LayoutChanged(f"bad created_date {short(value)}") from None
     return to_local(parsed)

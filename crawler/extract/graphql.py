@@ -1,5 +1,6 @@
-"""gov.kz's GraphQL endpoint, ``POST /graphql`` (DESIGN.md §3): ``projectdetails`` lists the
-agencies (slug, name, parent organisation), ``news`` the newest items across all of them.
+"""gov.kz's GraphQL endpoint, ``POST /graphql`` (README, "Crawling gov.kz"):
+``projectdetails`` lists the agencies (slug, name, parent organisation), ``news`` the newest
+items across all of them.
 
 Both take ``_size``, ``_page`` and ``_lang``. Their argument types are not known (Int or Int!,
 String or an enum), and a GraphQL variable declared with the wrong type fails validation, so the
@@ -13,21 +14,18 @@ slug) costs only itself. News rows go through the API's own element parser.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from crawler.errors import LayoutChanged
 from crawler.extract.api import element_outcome
 from crawler.extract.fields import SAMPLE_BYTES, json_type, load_json
 from crawler.extract.result import Extracted, collect
-from crawler.items import GOVKZ_SITE, LANGS
+from crawler.items import GOVKZ_SITE, LANGS, is_slug
 from crawler.sanitize import clean_line
 
 GRAPHQL_PATH = "/graphql"
 # Scalar fields only: selecting an object-typed field without a sub-selection is a query error.
 NEWS_FIELDS = ("id", "slug", "title", "body", "created_date", "heropic", "short_description")
-# What an agency slug may be: it goes into URL paths and feed file names.
-_SLUG_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*", re.ASCII)
 
 
 def graphql_url(site: str) -> str:
@@ -115,7 +113,7 @@ def parse_projectdetails_rows(body: bytes) -> tuple[list[dict[str, str | None]],
         if not slug:
             problems.append(f"row {index}: no slug")
             continue
-        if not _SLUG_RE.fullmatch(slug):
+        if not is_slug(slug):
             problems.append(clean_line(f"row {index}: bad slug {slug[:60]!r}"))
             continue
         if slug in seen:

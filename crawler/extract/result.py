@@ -1,8 +1,8 @@
 """What every extractor returns: the items a response held, and the elements it could not use.
 
-One bad element costs only itself (DESIGN.md §6): it becomes a Reject carrying its reason and
-raw text, and its neighbours are kept. Only a response of the wrong *shape* raises
-LayoutChanged, before any Extracted exists.
+One bad element costs only itself (README, "Crawling gov.kz", "One bad input costs only itself"): it
+becomes a Reject carrying its reason and raw text, and its neighbours are kept. Only a response of
+the wrong *shape* raises LayoutChanged, before any Extracted exists.
 """
 
 from __future__ import annotations

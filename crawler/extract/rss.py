@@ -1,4 +1,5 @@
-"""gov.kz's official per-agency RSS (DESIGN.md §3): ``GET /api/v1/public/rss/{slug}/news/{lang}``.
+"""gov.kz's official per-agency RSS, ``GET /api/v1/public/rss/{slug}/news/{lang}``: the last
+access path (README, "Crawling gov.kz", "Access paths").
 
 Its item format is not known, so this reads RSS 2.0 and, defensively, Atom, and is strict only
 where it must be: the document has to be RSS or Atom, and an item is kept only when its link or
@@ -36,10 +37,10 @@ from crawler.extract.fields import (
     too_big,
     unreadable,
 )
-from crawler.extract.htmlbody import clean_body, html_to_text, summarize
+from crawler.extract.htmlbody import clean_body
 from crawler.extract.result import Extracted, collect
 from crawler.items import GOVKZ_SITE, ITEM_URL_RE, NewsItem, Reject, item_url
-from crawler.sanitize import clean_line, clean_text
+from crawler.sanitize import clean_line, clean_text, html_to_text, truncate
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 CONTENT = "{http://purl.org/rss/1.0/modules/content/}"
@@ -108,7 +109,7 @@ def _plain(value: str | None) -> str | None:
     """A title as plain text: RSS titles are often escaped HTML."""
     if value is None:
         return None
-    return html_to_text(value) if "<" in value or "&" in value else value
+    return html_to_text(value, one_line=True) if "<" in value or "&" in value else value
 
 
 def _text(element: lxml.etree._Element, path: str) -> str | None:
@@ -145,7 +146,7 @@ def _item(fields: dict, *, agency: str, lang: str, site: str) -> NewsItem:
         body_text=body_text,
         body_html=body_html,
         categories=[c.strip() for c in fields["categories"] if c and c.strip()],
-        summary=summarize(summary or body_text),
+        summary=truncate(summary or body_text),
         image=absolute(site, fields["image"]),
         source="rss",
     )
@@ -214,7 +215,7 @@ def _atom_fields(entry: lxml.etree._Element) -> dict:
     return {
         "link": alternate,
         "guid": _text(entry, f"{ATOM}id"),
-        "title": html_to_text(title) if title is not None else None,
+        "title": html_to_text(title, one_line=True) if title is not None else None,
         "dates": [_text(entry, f"{ATOM}published"), _text(entry, f"{ATOM}updated")],
         "body": content or summary,
         "summary": summary if content else None,

@@ -1,7 +1,7 @@
 """Saved gov.kz pages (text copied from the rendered page) -> NewsItems. Pure: no I/O.
 
-Three page shapes occur (DESIGN.md §4); the manifest names each file's shape, `detect_layout`
-guesses it for files the manifest does not describe:
+Three page shapes occur (README, "Replaying saved pages"; `seeds/manifest.toml`); the manifest names
+each file's shape, `detect_layout` guesses it for files the manifest does not describe:
 
 - "sections":    a section line, a "More" line, then per item: title line, DD.MM.YYYY line,
                  one body line ending in "Source : <item URL>".
@@ -53,12 +53,11 @@ _CONTROL_SHARE = 0.1
 
 @dataclass
 class SnapshotResult:
-    """What a page yielded: merged items, the blocks that could not be read, blocks seen."""
+    """What a page yielded: merged items (a block seen twice is one item) and the blocks that
+    could not be read."""
 
     items: list[NewsItem]
     rejects: list[Reject] = field(default_factory=list)
-    # Item blocks read from the page before duplicates were merged into one item.
-    blocks: int = 0
 
 
 def decode_snapshot(data: bytes, name: str) -> str:
@@ -129,7 +128,7 @@ def extract_snapshot(
         if page.rejects:
             detail = f" ({len(page.rejects)} block(s) rejected, first: {page.rejects[0].reason})"
         raise SnapshotError(source, f"no items found for layout {layout}{detail}")
-    return SnapshotResult(items=_merge(page.items), rejects=page.rejects, blocks=len(page.items))
+    return SnapshotResult(items=_merge(page.items), rejects=page.rejects)
 
 
 def _merge(items: list[NewsItem]) -> list[NewsItem]:

@@ -13,9 +13,9 @@ from datetime import date, datetime, time
 from crawler.errors import LayoutChanged
 from crawler.extract.fields import OUT_OF_RANGE, parse_item_id, to_local, unreadable
 from crawler.items import ITEM_URL_RE, NewsItem, Reject, press_page_url, synthetic_id
+from crawler.sanitize import truncate
 from crawler.timeutil import almaty
 
-SUMMARY_CHARS = 300
 # A view count longer than this is not one (and would not fit the archive's integer).
 _MAX_VIEWS_DIGITS = 15
 
@@ -234,7 +234,7 @@ def _item(
         body_text=body_text,
         body_html="\n".join(f"<p>{html.escape(p)}</p>" for p in paragraphs),
         categories=categories,
-        summary=_summary(body_text),
+        summary=truncate(body_text),
         source=page.source,
         incomplete=published is None,
     )
@@ -246,35 +246,21 @@ def lines_of(text: str) -> list[tuple[int, str]]:
     return [(n, line) for n, line in folded if line]
 
 
-def _parse_date(text: str) -> date:
-    day, month, year = (int(part) for part in text.split("."))
-    return date(year, month, day)
-
-
 def _published(text: str, at: time | None = None) -> datetime:
     """The aware local time of a DD.MM.YYYY date (and time): LayoutChanged "invalid date …"
     when there is no such day, OUT_OF_RANGE for year 1 and the like."""
     try:
-        day = _parse_date(text)
+        day, month, year = (int(part) for part in text.split("."))
+        local = almaty(date(year, month, day), at)
     except ValueError:
         raise LayoutChanged(f"invalid date {text}") from None
-    return to_local(almaty(day, at))
+    return to_local(local)
 
 
 def _title(text: str, day: str | None) -> str:
     """A title without a trailing copy of its own date (dates inside the title stay)."""
     match = TITLED_RE.match(text)
     return match["title"] if match and match["date"] == day else text
-
-
-def _summary(text: str) -> str:
-    """The first ~SUMMARY_CHARS characters, cut at a word boundary, "…" when cut."""
-    flat = " ".join(text.split())
-    if len(flat) <= SUMMARY_CHARS:
-        return flat
-    head = flat[: SUMMARY_CHARS + 1]
-    cut = head.rsplit(" ", 1)[0] if " " in head else flat[:SUMMARY_CHARS]
-    return cut.rstrip(" ,;:.–—-") + "…"
 
 
 READERS = {"sections": read_sections, "titled-list": read_titled_list, "full-text": read_full_text}

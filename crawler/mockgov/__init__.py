@@ -1,4 +1,5 @@
-"""A local imitation of gov.kz for tests, demos and benchmarks (DESIGN.md §3).
+"""A local imitation of gov.kz for tests, demos and benchmarks: the news API behind each access
+path, the official RSS and GraphQL, as README "Crawling gov.kz" describes them.
 
     site = MockSite(access="k6v1")
     site.add_agency("mod", names={"ru": "Министерство обороны"})

@@ -1,7 +1,9 @@
 """The mock gov.kz as a plain WSGI application: news API, access control, RSS, GraphQL, pages.
 
-What it imitates is DESIGN.md §3. Every request goes: classify (agency, language) -> faults ->
-route -> access check (news API only) -> handler -> fault manglers -> request log.
+What it imitates is gov.kz as README "Crawling gov.kz" describes it (the access paths of
+crawler/access.py, the JSON API of crawler/extract/api.py). Every request goes: classify (agency,
+language) -> faults -> route -> access check (news API only) -> handler -> fault manglers -> request
+log.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from email.utils import format_datetime
 from http import HTTPStatus
 from http.cookies import CookieError, SimpleCookie
@@ -33,7 +34,7 @@ from crawler.mockgov.faults import (
     refusal,
 )
 from crawler.mockgov.site import LoggedRequest, MockSite, Story
-from crawler.timeutil import localize, utcnow
+from crawler.timeutil import require_iso, utcnow
 
 TOKEN_SALT = "$2a$10$HxyKf0Cy3Ecnp874AXBXOe"
 TOKEN_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -268,7 +269,7 @@ class MockApp:
             if op != "gt":  # as observed on gov.kz: only gt works, gte and others fail
                 return api_error(500, "internalServerError", "Internal Server Error")
             try:
-                after = localize(datetime.fromisoformat(value))
+                after = require_iso(value)
             except ValueError:
                 return api_error(400, "badRequest", f"bad created_date {value!r}")
         stories = self.site.select(projects[3:] if projects else None, request.lang,
