@@ -21,7 +21,7 @@ class ManifestError(GovkzError):
 
 
 class LayoutChanged(GovkzError):
-    """A gov.kz response does not have the shape the extractors know (see DESIGN.md §3)."""
+    """A gov.kz response does not have the shape the extractors know (README, "Crawling gov.kz")."""
 
     def __init__(self, reason: str, sample: bytes | str = b"") -> None:
         super().__init__(reason)

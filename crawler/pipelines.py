@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,14 +20,13 @@ from urllib.parse import unquote, urlparse
 from scrapy.exceptions import DropItem
 
 from crawler.errors import GovkzError, StoreError
-from crawler.items import LANGS, AgencyRecord, NewsItem, Reject, ResponseSample, SyncMark
+from crawler.items import LANGS, AgencyRecord, NewsItem, Reject, ResponseSample, SyncMark, is_slug
 from crawler.paths import db_path, feeds_dir
 from crawler.problems import ProblemKind
 from crawler.summary import CrawlSummary, summary_for
 
 log = logging.getLogger(__name__)
 
-SLUG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def target_of(item: Any) -> str:
@@ -91,7 +89,7 @@ class ValidateItemPipeline(_SummaryAware):
         if not isinstance(item, NewsItem):
             raise DropItem(f"not a NewsItem: {type(item).__name__}")
         problem = None
-        if not SLUG_RE.match(item.agency):
+        if not is_slug(item.agency):
             problem = f"bad agency slug {item.agency!r}"
         elif item.lang not in LANGS:
             problem = f"unknown language {item.lang!r}"

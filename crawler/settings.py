@@ -58,8 +58,6 @@ ITEM_PIPELINES = {
     "crawler.pipelines.FeedsPipeline": 900,
 }
 
-FEED_EXPORT_ENCODING = "utf-8"
-REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
 
 # --- Live crawling of gov.kz (spider "govkz") ------------------------------------------------
 # GOVKZ_ACCESS, GOVKZ_PAGE_SIZE, GOVKZ_BACKFILL_PAGES, GOVKZ_MAX_PAGES, GOVKZ_LANGS, the retry

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from crawler.feeds import EntryData, FeedMeta, render_atom
 from crawler.store_monitor import Target
-from crawler.timeutil import localize
+from crawler.timeutil import parse_iso
 from scheduler.policy import AgencyState, CrawlOutcome, one_line
 
 KINDS = ("failing", "recovered", "layout-changed", "access-refused", "timeout", "crashed",
@@ -91,15 +90,6 @@ def detect(
 # --- the incidents feed ---------------------------------------------------------------------
 
 
-def _at(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return localize(value)
-    try:
-        return localize(datetime.fromisoformat(str(value)))
-    except ValueError:
-        return None
-
-
 def _base(base_url: str) -> str:
     return base_url.rstrip("/") + "/"
 
@@ -111,7 +101,7 @@ def incident_entries(rows: Iterable[Mapping[str, Any]], *, base_url: str) -> lis
     base = _base(base_url)
     entries = []
     for row in rows:
-        at = _at(row.get("at"))
+        at = parse_iso(row.get("at"))
         if at is None or row.get("id") is None:
             continue
         agency, kind = str(row.get("agency") or ""), str(row.get("kind") or "")

@@ -12,13 +12,14 @@ from typing import Any
 from crawler.agencies import AgencyRegistry
 from crawler.store import Archive
 from crawler.store_monitor import Target
+from crawler.timeutil import require_iso
 from scheduler.status_page import AgencyStatus
 
 log = logging.getLogger(__name__)
 
 
 def _when(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+    return require_iso(value) if value else None
 
 
 def _latest(values: list[datetime | None]) -> datetime | None:
