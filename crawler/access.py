@@ -35,7 +35,6 @@ MAX_RENEWALS = 3  # re-handshakes of a strategy that worked, between two success
 GOVKZ_ORIGIN = "https://www.gov.kz"
 K6_PATHS = {"k6v1": "/api/v1/public/_/c/k6", "k6v2": "/api/v2/_/c/k6"}
 TOKEN_SALT = "$2a$10$HxyKf0Cy3Ecnp874AXBXOe"
-TOKEN_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 # Headers a k6v2 answer may not set: a browser's fetch() refuses these (the "forbidden header
 # names"), so the site's own client never sends them from such an answer, and some of them

@@ -18,12 +18,16 @@ from typing import Any, NoReturn
 
 from crawler import logsetup
 from crawler.commands import UsageError, resolve_config
-from crawler.config import set_current
+from crawler.config import default, set_current
 from crawler.errors import ConfigError, GovkzError, ManifestError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
-DESCRIPTION = """\
+# The defaults, as crawler/config.py writes them (the help names them, it does not repeat them).
+_SERVED = f"http://{default('server.bind')}:{default('server.port')}"
+_DATA = default("crawl.data")
+
+DESCRIPTION = f"""\
 Crawl the press news of Kazakhstan's state bodies on gov.kz, keep every item in a SQLite
 archive and publish RSS/Atom feeds per agency.
 
@@ -32,8 +36,8 @@ archive and publish RSS/Atom feeds per agency.
   govkz-monitor run               the daemon: crawl on a schedule, publish, serve feeds
   govkz-monitor run --demo        the same against a local mock of gov.kz, offline
 
-Then point a feed reader at http://127.0.0.1:8080/opml (or data/feeds/), or query the archive
-with `sqlite-utils data/news.db` or `datasette data/news.db`."""
+Then point a feed reader at {_SERVED}/opml (or {_DATA}/feeds/), or query the archive
+with `sqlite-utils {_DATA}/news.db` or `datasette {_DATA}/news.db`."""
 
 # Filled by the modules' register() functions: command name -> handler.
 COMMANDS: dict[str, Any] = {}
@@ -74,7 +78,7 @@ def add_global_options(parser: argparse.ArgumentParser, *, after_command: bool) 
                        help="TOML config file (default: $GOVKZ_CONFIG or ./govkz-monitor.toml)")
     group.add_argument("--data", dest="crawl.data", type=Path, default=unset, metavar="DIR",
                        help="data directory holding news.db and feeds/ "
-                       "(default: $GOVKZ_DATA, the config's, else ./data)")
+                       f"(default: $GOVKZ_DATA, the config's, else ./{_DATA})")
     group.add_argument("-s", "--set", dest="set" + suffix, action="append",
                        default=argparse.SUPPRESS if after_command else [], metavar="NAME=VALUE",
                        help="a GOVKZ_ setting or any Scrapy setting, e.g. -s DOWNLOAD_DELAY=2 "

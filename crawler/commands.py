@@ -361,6 +361,13 @@ def public_url_option(parser: argparse.ArgumentParser) -> None:
                         f"$GOVKZ_PUBLIC_URL, the config's, else {default('crawl.public_url')})")
 
 
+def lang_option(parser: argparse.ArgumentParser) -> None:
+    """--lang, repeatable: the languages crawled (`crawl`, `run`), i.e. the key crawl.langs."""
+    parser.add_argument("--lang", dest="crawl.langs", action="append", choices=LANGS,
+                        metavar="LANG", help="language, repeatable: " + ", ".join(LANGS) +
+                        " (default: $GOVKZ_LANGS, the config's, else "
+                        f"{' '.join(default('crawl.langs'))})")
+
 
 def register(sub: Any) -> dict[str, Any]:
     replay = sub.add_parser(
@@ -373,7 +380,7 @@ def register(sub: Any) -> dict[str, Any]:
                         help="snapshot files (default: every file in seeds/manifest.toml)")
     replay.add_argument("--seeds", dest="crawl.seeds", type=Path, default=None, metavar="DIR",
                         help="directory with the snapshots and manifest.toml "
-                        "(default: $GOVKZ_SEEDS, the config's, else seeds)")
+                        f"(default: $GOVKZ_SEEDS, the config's, else {default('crawl.seeds')})")
     replay.add_argument("--lang", default="en", choices=LANGS,
                         help="page language for FILEs not in the manifest (default: en)")
     replay.add_argument("--agency", default=None,
@@ -390,9 +397,7 @@ def register(sub: Any) -> dict[str, Any]:
     crawl.add_argument("--agency", action="append", metavar="SLUG",
                        help="agency slug, repeatable (default: the enabled agencies); one the "
                        "registry and the archive do not know is a usage error")
-    crawl.add_argument("--lang", dest="crawl.langs", action="append", choices=LANGS,
-                       metavar="LANG", help="language, repeatable: " + ", ".join(LANGS) +
-                       " (default: $GOVKZ_LANGS, the config's, else ru kk en)")
+    lang_option(crawl)
     crawl.add_argument("--target", action="append", metavar="SLUG/LANG",
                        help="one agency in one language, repeatable (instead of --agency/--lang)")
     crawl.add_argument("--backfill", type=positive_int, default=None, metavar="N",

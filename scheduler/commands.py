@@ -14,6 +14,7 @@ from crawler.commands import (
     base_url_option,
     flag_given,
     json_option,
+    lang_option,
     port_or_any,
     positive_seconds,
     public_url_option,
@@ -206,6 +207,7 @@ def register(sub: Any) -> dict[str, Any]:
         "that keeps publishing, for a machine with no network.",
     )
     _server_options(run)
+    lang_option(run)
     base_url_option(run)
     public_url_option(run)
     run.add_argument("--demo", action="store_true",

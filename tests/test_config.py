@@ -118,10 +118,11 @@ class Case:
     flag: tuple[str, ...]  # a command line that gives it as a flag
     observe: Callable[[Config], Any]  # what the program does with it
     expected: tuple[Any, Any, Any, Any]  # observed with: defaults, +file, +env, +flag
+    variant: str = ""  # a second case of the same key (another command's flag)
 
     @property
     def id(self) -> str:
-        return self.key
+        return f"{self.key}-{self.variant}" if self.variant else self.key
 
 
 UA = "govkz-monitor/0.1 (+{})"
@@ -144,6 +145,9 @@ CASES = [
           UA.format("https://flag.test/c"))),
     Case("crawl.langs", ["ru", "kk"], "kk", ("crawl", "--lang", "en"),
          setting("GOVKZ_LANGS"), ("ru,kk,en", "ru,kk", "kk", "en")),
+    Case("crawl.langs", ["ru", "kk"], "kk", ("run", "--lang", "en", "--lang", "ru"),
+         lambda config: run_targets(["a"], config),
+         (["a/ru", "a/kk", "a/en"], ["a/ru", "a/kk"], ["a/kk"], ["a/en", "a/ru"]), "run"),
     Case("crawl.access", "k6v1", "k6v2,token", ("crawl", "--access", "plain,rss"),
          setting("GOVKZ_ACCESS"), ("auto", "k6v1", "k6v2,token", "plain,rss")),
     Case("crawl.page_size", 10, "20", ("crawl", "-s", "GOVKZ_PAGE_SIZE=30"),
@@ -268,12 +272,15 @@ def test_the_user_agent_is_built_from_the_resolved_contact_url(tmp_path: Path) -
     ({}, [], ["a/ru", "a/kk", "a/en"]),
     ({"GOVKZ_LANGS": "kk"}, [], ["a/kk"]),
     ({"GOVKZ_LANGS": "kk,en"}, ["-s", "GOVKZ_LANGS=ru"], ["a/ru"]),
+    ({}, ["--lang", "en"], ["a/en"]),
+    ({"GOVKZ_LANGS": "kk"}, ["--lang", "en", "--lang", "ru"], ["a/en", "a/ru"]),
+    ({"GOVKZ_LANGS": "kk"}, ["-s", "GOVKZ_LANGS=ru", "--lang", "en"], ["a/en"]),  # flag > -s
 ])
 def test_run_crawls_the_resolved_languages(
     environ: dict[str, str], argv: list[str], expected: list[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """`run`'s targets (agency x language) follow GOVKZ_LANGS and the flags."""
+    """`run`'s targets (agency x language) follow GOVKZ_LANGS, -s and `run --lang`."""
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
     assert run_targets(["a"], cli_config("run", *argv)) == expected
