@@ -7,7 +7,7 @@ import difflib
 import json
 import math
 import sys
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -133,12 +133,10 @@ def cmd_replay(args: argparse.Namespace, config: Config) -> int:
 
 
 def parse_since(value: str) -> datetime:
-    from crawler.timeutil import almaty, localize
+    from crawler.timeutil import require_iso
 
     try:
-        if len(value) == 10:
-            return almaty(date.fromisoformat(value))
-        return localize(datetime.fromisoformat(value))
+        return require_iso(value)  # a bare date is its midnight in Almaty
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date: {value!r} (use YYYY-MM-DD)") from None
 

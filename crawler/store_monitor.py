@@ -14,7 +14,7 @@ from sqlite_utils import Database
 from sqlite_utils.db import Table
 
 from crawler.migrations import writing
-from crawler.timeutil import ALMATY, isoformat, localize, utcnow
+from crawler.timeutil import ALMATY, isoformat, localize, parse_iso, utcnow
 
 SCHEDULE_FIELDS = (
     "next_crawl", "interval", "last_crawl", "last_success", "last_error", "last_error_at",
@@ -89,9 +89,7 @@ class Monitor:
     def high_water(self, agency: str, lang: str) -> datetime | None:
         rows = self._rows("sync_state", "agency = ? AND lang = ?", [agency, lang],
                           select="high_water")
-        if not rows or not rows[0]["high_water"]:
-            return None
-        return datetime.fromisoformat(rows[0]["high_water"])
+        return parse_iso(rows[0]["high_water"]) if rows else None
 
     def set_high_water(
         self, agency: str, lang: str, newest: datetime | None, *, now: datetime | None = None

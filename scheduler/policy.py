@@ -39,7 +39,7 @@ from crawler.config import Schedule
 from crawler.problems import Problem
 from crawler.sanitize import truncate
 from crawler.store_monitor import Target
-from crawler.timeutil import isoformat, localize
+from crawler.timeutil import isoformat, require_iso
 
 SHRINK = 0.5  # interval factor after a crawl that found items
 GROW = 1.5  # interval factor after a crawl that found nothing
@@ -58,11 +58,6 @@ INCIDENT_KINDS = {
 _DATES = ("next_crawl", "last_crawl", "last_success", "last_error_at")
 
 
-def incident_kinds(problem_kinds: Iterable[str]) -> set[str]:
-    """The incident kinds that these problem kinds name."""
-    return {INCIDENT_KINDS[k] for k in problem_kinds if k in INCIDENT_KINDS}
-
-
 def one_line(text: str, limit: int = ERROR_CHARS) -> str:
     return truncate(" ".join(str(text).split()), limit)
 
@@ -76,10 +71,8 @@ def _aware(now: datetime) -> datetime:
 def _date(value: Any, field: str) -> datetime | None:
     if value is None or value == "":
         return None
-    if isinstance(value, datetime):
-        return localize(value)
     try:
-        return localize(datetime.fromisoformat(str(value)))
+        return require_iso(value)
     except ValueError:
         raise ValueError(f"schedule.{field}: not an ISO 8601 date: {value!r}") from None
 

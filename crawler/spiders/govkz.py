@@ -33,6 +33,7 @@ from crawler.paths import db_path
 from crawler.problems import ProblemKind
 from crawler.summary import TargetSummary, summary_for
 from crawler.sync import PagingPlan
+from crawler.timeutil import require_iso
 
 
 def split_list(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
@@ -79,7 +80,7 @@ class GovkzSpider(scrapy.Spider):
         self.agency_slugs = split_list(agencies)
         self.langs = split_list(langs)
         self.backfill = int(backfill) if backfill not in (None, "") else None
-        self.since = datetime.fromisoformat(since) if isinstance(since, str) else since
+        self.since = require_iso(since) if isinstance(since, str) else since
         self.walks: dict[str, Walk] = {}
 
     @property
