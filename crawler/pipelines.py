@@ -195,7 +195,7 @@ def publish(settings: Any, *, full: bool = False) -> Any:
     """Write the feeds from the archive: those behind it (Archive.feeds_behind), whatever crawl
     stored the change; every feed when `full` or when there are no feeds yet."""
     from crawler.directory import load_registry
-    from crawler.feeds import write_feeds
+    from crawler.feeds import FeedReport, write_feeds
     from crawler.store import Archive
 
     out = feeds_dir(settings)
@@ -203,6 +203,8 @@ def publish(settings: Any, *, full: bool = False) -> Any:
     try:
         behind = archive.feeds_behind()
         everything = full or not (out / "index.opml").exists()
+        if not everything and not behind:
+            return FeedReport()  # a quiet cycle: no feed is behind, so none is even rendered
         report = write_feeds(
             archive,
             out,

@@ -142,3 +142,18 @@ def test_the_official_rss_with_an_invalid_character_loses_only_that_character(
     bad = [r for r in got.values() if r["title"].startswith("Bad")]
     assert len(bad) == 1 and "\x0b" not in bad[0]["title"]
     assert feed_ids(tmp_path, "mod/en.atom") == set(ids)
+
+
+def test_publishing_renders_only_what_is_behind_the_archive(tmp_path: Path) -> None:
+    from crawler.pipelines import publish
+    from crawler.runner import project_settings
+
+    site = MockSite(access="k6v1")
+    fill(site, "mod", 2)
+    with serve_in_thread(site) as server:
+        assert crawl(server, tmp_path).code == 0
+    settings = project_settings({"GOVKZ_DATA": str(tmp_path)})
+    assert publish(settings).feeds == 0  # the crawl published; nothing is behind
+    with archive_at(tmp_path) as archive:
+        assert archive.feeds_behind() == {}
+    assert publish(settings, full=True).feeds > 0  # --all still renders every feed
