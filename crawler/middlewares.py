@@ -33,6 +33,7 @@ from crawler.access import (
     parse_k6_headers,
     token_headers,
 )
+from crawler.config import default
 from crawler.errors import GovkzError
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ class AccessMiddleware:
         self.crawler = crawler
         self.site = crawler.settings.get("GOVKZ_BASE_URL").rstrip("/")
         self.state = AccessState.from_setting(
-            crawler.settings.get("GOVKZ_ACCESS", "auto"),
+            crawler.settings.get("GOVKZ_ACCESS", default("crawl.access")),
             prefer=crawler.settings.get("GOVKZ_ACCESS_FIRST") or None,
             laps=1,  # the site may switch scheme while we try them: go round once more
         )
@@ -209,10 +210,13 @@ class RetryAfterMiddleware:
 
     def __init__(self, crawler: Any) -> None:
         self.crawler = crawler
-        self.max_wait = crawler.settings.getfloat("GOVKZ_RETRY_AFTER_MAX", 120.0)
+        self.max_wait = crawler.settings.getfloat(
+            "GOVKZ_RETRY_AFTER_MAX", default("crawl.retry_after_max"))
         self.max_tries = crawler.settings.getint("GOVKZ_RETRY_AFTER_TIMES", 3)
-        self.base = crawler.settings.getfloat("GOVKZ_RETRY_BACKOFF_BASE", 2.0)
-        self.cap = crawler.settings.getfloat("GOVKZ_RETRY_BACKOFF_MAX", 60.0)
+        self.base = crawler.settings.getfloat(
+            "GOVKZ_RETRY_BACKOFF_BASE", default("crawl.retry_backoff_base"))
+        self.cap = crawler.settings.getfloat(
+            "GOVKZ_RETRY_BACKOFF_MAX", default("crawl.retry_backoff_max"))
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> RetryAfterMiddleware:
@@ -250,9 +254,12 @@ class BackoffRetryMiddleware(RetryMiddleware):
 
     def __init__(self, settings: Any) -> None:
         super().__init__(settings)
-        self.base = settings.getfloat("GOVKZ_RETRY_BACKOFF_BASE", 2.0)
-        self.cap = settings.getfloat("GOVKZ_RETRY_BACKOFF_MAX", 60.0)
-        self.retry_after_cap = settings.getfloat("GOVKZ_RETRY_AFTER_MAX", 120.0)
+        self.base = settings.getfloat(
+            "GOVKZ_RETRY_BACKOFF_BASE", default("crawl.retry_backoff_base"))
+        self.cap = settings.getfloat(
+            "GOVKZ_RETRY_BACKOFF_MAX", default("crawl.retry_backoff_max"))
+        self.retry_after_cap = settings.getfloat(
+            "GOVKZ_RETRY_AFTER_MAX", default("crawl.retry_after_max"))
         self.delays: list[float] = []  # every wait chosen, in order (stats, tests)
 
     async def process_response(  # type: ignore[override]
@@ -282,9 +289,12 @@ class BackoffRetryMiddleware(RetryMiddleware):
     def _retry_request(self, request: Request, reason: str | Exception) -> Request | None:
         # What RetryMiddleware._retry does, through Scrapy's public get_retry_request().
         meta = request.meta
+        spider = self.crawler.spider
+        if spider is None:  # only while the crawler is not running: nothing to retry for
+            return None
         return get_retry_request(
             request,
-            spider=self.crawler.spider,
+            spider=spider,
             reason=reason,
             max_retry_times=meta.get("max_retry_times", self.max_retry_times),
             priority_adjust=meta.get("priority_adjust", self.priority_adjust),
@@ -298,7 +308,9 @@ class BackoffRetryMiddleware(RetryMiddleware):
         self.delays.append(delay)
         stats = self.crawler.stats
         stats.inc_value("govkz/retry/backoff")
-        stats.inc_value("govkz/retry/backoff_seconds", delay, start=0.0)
+        # Stats counters are typed int; the waited seconds are a float total.
+        stats.set_value("govkz/retry/backoff_seconds",
+                        stats.get_value("govkz/retry/backoff_seconds", 0.0) + delay)
         stats.max_value("govkz/retry/backoff_max_seconds", delay)
         log.info("backoff: retry %d of %s in %g s (%s%s)", attempt, retry.url, delay, reason,
                  ", Retry-After" if retry_after is not None else "")

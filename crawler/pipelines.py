@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlparse
 
 from scrapy.exceptions import DropItem
 
+from crawler.config import default
 from crawler.errors import GovkzError, StoreError
 from crawler.items import LANGS, AgencyRecord, NewsItem, Reject, ResponseSample, SyncMark, is_slug
 from crawler.paths import db_path, feeds_dir
@@ -210,7 +211,7 @@ def publish(settings: Any, *, full: bool = False) -> Any:
             out,
             base_url=settings.get("GOVKZ_PUBLIC_URL"),
             registry=load_registry(settings),
-            limit=settings.getint("GOVKZ_FEED_LIMIT", 50),
+            limit=settings.getint("GOVKZ_FEED_LIMIT", default("crawl.feed_limit")),
             agencies=None if everything else {agency for agency, _ in behind},
         )
         archive.feeds_published(behind)

@@ -45,9 +45,8 @@ class Problem:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Problem:
         """A problem read back from JSON; an unknown kind (a newer writer) is `unexpected`."""
-        kind = data.get("kind")
         try:
-            kind = ProblemKind(kind)
+            kind = ProblemKind(str(data.get("kind")))
         except ValueError:
             kind = ProblemKind.UNEXPECTED
         return cls(kind, str(data.get("target") or ""), str(data.get("message") or ""),

@@ -63,7 +63,7 @@ def _serve(settings: Any, config: Config, provider: Any, metrics: Any, reactor: 
         listening = listen(site, bind, port, reactor=reactor)
     except Exception as exc:  # noqa: BLE001 - CannotListenError and friends: one line
         raise GovkzError(f"cannot listen on {bind}:{port}: {exc}") from None
-    actual = listening.getHost().port
+    actual = getattr(listening.getHost(), "port", port)  # an IPv4Address for TCP
     print(f"serving feeds on http://{bind}:{actual}/ (status: /status, OPML: /opml)",
           file=sys.stderr, flush=True)
     return listening

@@ -14,7 +14,8 @@ from crawler.errors import LayoutChanged
 from crawler.extract.graphql import graphql_url, parse_projectdetails, projectdetails_query
 from crawler.items import LANGS, AgencyRecord
 from crawler.problems import ProblemKind
-from crawler.spiders.govkz import describe_failure, split_list
+from crawler.failures import describe_failure, failed_request
+from crawler.spiders.govkz import split_list
 from crawler.summary import summary_for
 
 PAGE_SIZE = 100
@@ -63,7 +64,7 @@ class AgenciesSpider(scrapy.Spider):
             yield self.page_request(lang, page + 1)
 
     def failed(self, failure: Failure) -> None:
-        lang = failure.request.cb_kwargs["lang"]
+        request = failed_request(failure)
+        lang = request.cb_kwargs["lang"]
         kind, message = describe_failure(failure)
-        summary_for(self.crawler).target(f"directory/{lang}").add(kind, message,
-                                                                  failure.request.url)
+        summary_for(self.crawler).target(f"directory/{lang}").add(kind, message, request.url)

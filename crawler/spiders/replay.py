@@ -15,6 +15,7 @@ from scrapy.http import Response
 from twisted.python.failure import Failure
 
 from crawler.errors import SnapshotError
+from crawler.failures import failed_request
 from crawler.extract.snapshot import decode_snapshot, detect_layout, extract_snapshot
 from crawler.problems import ProblemKind
 from crawler.seeds import SnapshotSpec, load_manifest, seed_files, spec_for
@@ -91,10 +92,9 @@ class ReplaySpider(scrapy.Spider):
         yield from result.rejects  # stored and counted by the pipelines
 
     def snapshot_unreadable(self, failure: Failure) -> None:
-        name = failure.request.cb_kwargs["name"]
-        summary_for(self.crawler).target(name).add(
-            ProblemKind.HTTP_ERROR, f"cannot read: {failure.getErrorMessage()}",
-            failure.request.url,
+        request = failed_request(failure)
+        summary_for(self.crawler).target(request.cb_kwargs["name"]).add(
+            ProblemKind.HTTP_ERROR, f"cannot read: {failure.getErrorMessage()}", request.url,
         )
 
     def problem_target(self, request: scrapy.Request) -> str:
