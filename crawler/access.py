@@ -10,7 +10,10 @@ summary:
 - ``token``: headers ``token`` (random 8-4-4-4-12 hex) and ``hash`` (bcrypt of the token with
   the site's fixed salt), as the site's 2025 web client sent them.
 - ``plain``: nothing extra (2020-2024).
-- ``rss``: not a header scheme but the fallback source, the official per-agency RSS.
+- ``graphql``: not a header scheme but another source: ``POST /graphql`` ``news(...)``, which
+  answered without any handshake in June 2026. It is tried after the header strategies; the
+  spider sends GraphQL requests instead of API ones while it is in use.
+- ``rss``: the fallback source, the official per-agency RSS (only the newest items).
 
 The middleware that sends requests lives elsewhere; this module only decides and builds.
 """
@@ -27,8 +30,11 @@ import bcrypt
 from crawler.errors import AccessDenied, ConfigError, LayoutChanged
 
 HEADER_STRATEGIES = ("k6v1", "k6v2", "token", "plain")
+GRAPHQL = "graphql"
+# The strategies that read news page by page (the header ones through the JSON API).
+NEWS_STRATEGIES = (*HEADER_STRATEGIES, GRAPHQL)
 RSS = "rss"
-DEFAULT_ORDER = HEADER_STRATEGIES
+DEFAULT_ORDER = NEWS_STRATEGIES
 AUTO = "auto"  # the setting value meaning DEFAULT_ORDER, then the RSS fallback
 MAX_RENEWALS = 3  # re-handshakes of a strategy that worked, between two successes
 
@@ -131,7 +137,7 @@ def parse_strategy_list(value: str) -> tuple[str, ...]:
         return (*DEFAULT_ORDER, RSS)
     if not names:
         raise ConfigError("access: no strategy named (use 'auto' or e.g. 'k6v2,token')")
-    known = (*HEADER_STRATEGIES, RSS)
+    known = (*NEWS_STRATEGIES, RSS)
     for name in names:
         if name not in known:
             raise ConfigError(
@@ -152,6 +158,30 @@ def is_refusal(status: int, body: bytes) -> bool:
     return status == 400 and b"notallowed" in body.lower()
 
 
+# What a GraphQL endpoint without the `news` query (or without GraphQL at all) answers: the
+# errors of a server whose schema lacks the field, and a gateway's refusal words.
+_GRAPHQL_GONE = (b"cannot query field", b"notallowed", b"forbidden", b"unauthori")
+
+
+def is_graphql_refusal(status: int, body: bytes) -> bool:
+    """Whether a GraphQL answer means "this path is not open": a refusal as for the API, no
+    such endpoint (404, 405), or a 200 carrying only errors that say the query is unknown or
+    not allowed. Other errors are the extractor's (a changed layout)."""
+    if is_refusal(status, body) or status in (404, 405):
+        return True
+    if status != 200 or b'"errors"' not in body:
+        return False
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return False
+    if not isinstance(answer, dict) or (isinstance(answer.get("data"), dict)
+                                        and any(answer["data"].values())):
+        return False
+    text = json.dumps(answer.get("errors"), ensure_ascii=False).lower().encode()
+    return any(word in text for word in _GRAPHQL_GONE)
+
+
 def has_handshake(strategy: str) -> bool:
     """k6 strategies ask the server; token makes a new token; plain and rss need nothing."""
     return strategy in K6_PATHS or strategy == "token"
@@ -162,7 +192,7 @@ class AccessState:
     """Which strategy a crawl uses, and what happened to each one tried.
 
     Refused once, a strategy gets a new handshake (sessions expire); refused again before any
-    success, the next strategy is tried. After the last header strategy the RSS fallback is
+    success, the next strategy is tried. After the last news strategy the RSS fallback is
     used when enabled; when it fails too the crawl has ``failed``. A success resets the refusal
     count, so a session that expires mid-crawl is renewed rather than abandoned.
 
@@ -192,8 +222,8 @@ class AccessState:
     def __post_init__(self) -> None:
         self.order = tuple(self.order)
         for name in self.order:
-            if name not in HEADER_STRATEGIES:
-                raise ConfigError(f"access: {name!r} is not a header strategy")
+            if name not in NEWS_STRATEGIES:
+                raise ConfigError(f"access: {name!r} is not a news strategy")
         self._enter(0)
 
     @classmethod
@@ -213,6 +243,10 @@ class AccessState:
     @property
     def using_rss(self) -> bool:
         return self.strategy == RSS
+
+    @property
+    def using_graphql(self) -> bool:
+        return self.strategy == GRAPHQL
 
     def _enter(self, position: int) -> str:
         """Move to the strategy at ``position`` of order (then RSS, then failure)."""
@@ -244,7 +278,7 @@ class AccessState:
     def on_refused(self, ticket: int | None = None) -> str:
         """A news request was refused. Returns what to do: "retry" (sent before the current
         session: just resend), "rehandshake", "next" (strategy changed; handshake if needed),
-        "exhausted" (header strategies used up: switch to RSS) or "failed"."""
+        "exhausted" (news strategies used up: switch to RSS) or "failed"."""
         if self.failed:
             return "failed"
         if ticket is not None and ticket != self.ticket:
@@ -263,7 +297,10 @@ class AccessState:
     def _advance(self) -> str:
         if self.using_rss:
             return self._enter(len(self.order) + 1)
-        if self._position + 1 == len(self.order) and self._laps < self.laps:
+        # The lap starts after the last header strategy: the API (with its detail endpoint) is
+        # worth another round before GraphQL, which comes after it in the default order.
+        headers = [i for i, name in enumerate(self.order) if name in HEADER_STRATEGIES]
+        if headers and self._position == headers[-1] and self._laps < self.laps:
             self._laps += 1
             return self._enter(0)
         return self._enter(self._position + 1)

@@ -35,6 +35,7 @@ archive and publish RSS/Atom feeds per agency.
   govkz-monitor crawl             fetch new items from gov.kz (or a mirror / the mock)
   govkz-monitor run               the daemon: crawl on a schedule, publish, serve feeds
   govkz-monitor run --demo        the same against a local mock of gov.kz, offline
+  govkz-monitor run --no-serve    crawl and publish only: nginx serves DATA/feeds/
 
 Then point a feed reader at {_SERVED}/opml (or {_DATA}/feeds/), or query the archive
 with `sqlite-utils {_DATA}/news.db` or `datasette {_DATA}/news.db`."""
@@ -89,6 +90,9 @@ def add_global_options(parser: argparse.ArgumentParser, *, after_command: bool) 
     group.add_argument("--log-level", type=str.upper, choices=logsetup.LEVELS, default=unset,
                        help="log threshold for every logger, instead of -v (DEBUG also shows "
                        "the tracebacks of failed downloads)")
+    group.add_argument("--log-file", type=Path, default=unset, metavar="FILE",
+                       help="also append the log to FILE, with full tracebacks (default: "
+                       "$GOVKZ_LOG_FILE, else stderr only)")
 
 
 def merge_global_options(args: argparse.Namespace) -> argparse.Namespace:
@@ -139,7 +143,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     # --log-level beats -v; -v beats GOVKZ_LOG_LEVEL (a flag beats the environment).
     level = args.log_level or (None if args.verbose else config.log_level)
-    logsetup.configure(args.verbose, level)
+    try:
+        logsetup.configure(args.verbose, level, log_file=config.log_file)
+    except OSError as exc:  # a log file that cannot be opened: a usage error, one line
+        print(f"govkz-monitor: error: --log-file {config.log_file}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return EXIT_USAGE
     try:
         return COMMANDS[args.command](args, config)
     except UsageError as exc:  # a flag's value that only the data can refute (e.g. a slug)

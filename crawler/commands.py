@@ -1,4 +1,4 @@
-"""The crawling side of the command line: replay, crawl, agencies, feeds, search, mock."""
+"""The crawling side of the command line: replay, crawl, agencies, feeds, search, doctor, mock."""
 
 from __future__ import annotations
 
@@ -71,7 +71,8 @@ def resolve_config(args: argparse.Namespace) -> Config:
     """The configuration of this run: defaults < file < environment < the command line."""
     flags = {dest: value for dest, value in vars(args).items() if dest.startswith(CONFIG_DESTS)}
     return resolve(config_file=getattr(args, "config", None), sets=getattr(args, "set", []),
-                   flags=flags, log_level=getattr(args, "log_level", None))
+                   flags=flags, log_level=getattr(args, "log_level", None),
+                   log_file=getattr(args, "log_file", None))
 
 
 def flag_given(args: argparse.Namespace, dest: str) -> bool:
@@ -92,7 +93,7 @@ def check_archive(settings: Any) -> str | None:
 
     archive = Archive.open(db_path(settings))
     try:
-        return archive.last_strategy(str(settings.get("GOVKZ_BASE_URL")).rstrip("/"))
+        return archive.monitor.last_strategy(str(settings.get("GOVKZ_BASE_URL")).rstrip("/"))
     finally:
         archive.close()
 
@@ -189,22 +190,28 @@ def cmd_crawl(args: argparse.Namespace, config: Config) -> int:
     targets = args.target or []
     if any(t.count("/") != 1 or t.split("/")[1] not in LANGS for t in targets):
         raise ConfigError(f"--target expects SLUG/LANG with LANG in {', '.join(LANGS)}")
+    if args.site_wide and (args.agency or targets):
+        raise UsageError("argument --site-wide: it walks every agency at once, so neither "
+                         "--agency nor --target goes with it")
     registry = load_registry(settings)
     if args.agency:
         check_agency_slugs(args.agency, registry, settings)
-    agencies = args.agency or ([] if targets else crawl_targets(registry, config.agencies))
+    agencies = args.agency or (
+        [] if targets or args.site_wide else crawl_targets(registry, config.agencies))
     langs = list(config.crawl.langs)  # --lang, else GOVKZ_LANGS, else the file's, else all
-    if not agencies and not targets:
+    if not agencies and not targets and not args.site_wide:
         raise ConfigError("no agency to crawl: name one with --agency or enable some")
     what = f"{len(targets)} targets" if targets else \
         f"{len(agencies)} agencies x {len(langs)} languages"
+    if args.site_wide:
+        what = f"the site-wide news list in {len(langs)} language(s)"
     worked_last = check_archive(settings)
     if config.crawl.access == "auto" and not settings.get("GOVKZ_ACCESS_FIRST"):
         settings.set("GOVKZ_ACCESS_FIRST", worked_last, priority="cmdline")
     print(f"crawling {what} from {config.crawl.base_url}", file=sys.stderr)
     summary = run_spider(
         GovkzSpider, settings, agencies=agencies, langs=langs, targets=targets,
-        backfill=args.backfill, since=args.since,
+        backfill=args.backfill, since=args.since, site_wide=args.site_wide,
     )
     print_summary(summary, args, config)
     return EXIT_OK if summary.ok else EXIT_FAILED
@@ -317,25 +324,76 @@ def cmd_feeds(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_search(args: argparse.Namespace, config: Config) -> int:
+    from crawler.directory import load_registry
+    from crawler.items import is_slug
     from crawler.paths import db_path
+    from crawler.search import QueryError
     from crawler.store import Archive
 
-    path = db_path(scrapy_settings(config))
+    settings = scrapy_settings(config)
+    if args.agency is not None:
+        if not is_slug(args.agency):
+            raise UsageError(f"argument --agency: not an agency slug: {args.agency!r}")
+        check_agency_slugs([args.agency], load_registry(settings), settings)
+    path = db_path(settings)
     if not path.exists():
         raise GovkzError(f"no archive at {path}: run `govkz-monitor replay` or `crawl` first")
     archive = Archive.open(path)
     try:
-        rows = archive.search(args.query, limit=args.limit)
+        rows = archive.search(args.query, limit=args.limit, agency=args.agency,
+                              lang=args.lang, since=args.since)
+    except QueryError as exc:  # the query itself is the bad usage
+        raise UsageError(f"argument query: {exc}") from None
     finally:
         archive.close()
     if args.json:
-        print(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
+        hits = [{key: row[key] for key in SEARCH_FIELDS} for row in rows]
+        print(json.dumps(hits, ensure_ascii=False, indent=2, default=str))
         return EXIT_OK
     for row in rows:
-        print(f"{row['published'] or '(no date)'}  {row['agency']}/{row['id']}  {row['title']}")
-        print(f"    {row['url']}")
+        print(f"{row['published'] or '(no date)'}  [{row['lang']}] {row['agency']}/{row['id']}"
+              f"  {row['title']}")
+        print(f"    {row['agency_name'] or row['agency']} · {row['url']}")
+        if row["snippet"]:
+            print(f"    {row['snippet']}")
     print(f"{len(rows)} result(s)")
     return EXIT_OK
+
+
+# What `search --json` prints of each hit (Archive.search has the whole row).
+SEARCH_FIELDS = ("agency", "agency_name", "id", "lang", "published", "title", "url", "snippet")
+
+
+def cmd_doctor(args: argparse.Namespace, config: Config) -> int:
+    from crawler.doctor import diagnose
+
+    diagnosis = diagnose(config, agency=args.agency, lang=args.lang)
+    if args.json:
+        print(json.dumps(diagnosis.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(diagnosis.render())
+    return EXIT_OK if diagnosis.ok else EXIT_FAILED
+
+
+def cmd_backfill(args: argparse.Namespace, config: Config) -> int:
+    from crawler.backfill_command import run_backfill, targets_of
+    from crawler.directory import crawl_targets, load_registry
+
+    if args.site_wide and args.agency:
+        raise UsageError("argument --site-wide: it walks every agency at once, so --agency "
+                         "does not go with it")
+    settings = scrapy_settings(config)
+    registry = load_registry(settings)
+    if args.agency:
+        check_agency_slugs(args.agency, registry, settings)
+    agencies = list(dict.fromkeys(args.agency or (
+        [] if args.site_wide else crawl_targets(registry, config.agencies))))
+    if not agencies and not args.site_wide:
+        raise ConfigError("no agency to backfill: name one with --agency, enable some, or "
+                          "use --site-wide")
+    targets = targets_of(agencies, list(config.crawl.langs), site_wide=args.site_wide)
+    return run_backfill(config, targets=targets, since=args.since, restart=args.restart,
+                        as_json=args.json)
 
 
 def cmd_mock(args: argparse.Namespace, config: Config) -> int:
@@ -398,6 +456,10 @@ def register(sub: Any) -> dict[str, Any]:
     lang_option(crawl)
     crawl.add_argument("--target", action="append", metavar="SLUG/LANG",
                        help="one agency in one language, repeatable (instead of --agency/--lang)")
+    crawl.add_argument("--site-wide", action="store_true",
+                       help="walk gov.kz's one list of every agency's news instead (one walk "
+                       "per language), filing each item under its agency and adding agencies "
+                       "never seen before to the archive")
     crawl.add_argument("--backfill", type=positive_int, default=None, metavar="N",
                        help="walk at least N pages back (default for new agencies: "
                        f"GOVKZ_BACKFILL_PAGES={default('crawl.backfill')})")
@@ -407,6 +469,29 @@ def register(sub: Any) -> dict[str, Any]:
     crawl.add_argument("--access", dest="crawl.access", default=None, metavar="LIST",
                        help="access strategies in order, e.g. 'auto' (default) or 'k6v2,token,rss'")
     json_option(crawl)
+
+    backfill = sub.add_parser(
+        "backfill", help="walk whole histories back to the first item (or --since), resumable",
+        description="Walk each target's news list (the site-wide one with --site-wide, else "
+        "each agency's) newest first to its first item or --since DATE, at the configured "
+        "rate. Killed at any moment, the same command continues from the cursor stored in the "
+        "archive; a finished target is not walked again unless --restart. Shows a progress bar "
+        "on a terminal, else a log line a minute; ends with a summary per target. Exits 1 if "
+        "any target failed.",
+    )
+    backfill.add_argument("--site-wide", action="store_true",
+                          help="walk the site-wide list (every agency) once per language")
+    backfill.add_argument("--agency", action="append", metavar="SLUG",
+                          help="agency slug, repeatable (default: the enabled agencies)")
+    lang_option(backfill)
+    backfill.add_argument("--since", type=parse_since, default=None, metavar="DATE",
+                          help="walk back to this date (YYYY-MM-DD, Asia/Almaty) only")
+    backfill.add_argument("--restart", action="store_true",
+                          help="forget the stored cursors and walk from the newest item again")
+    base_url_option(backfill)
+    backfill.add_argument("--access", dest="crawl.access", default=None, metavar="LIST",
+                          help="access strategies in order (default: auto)")
+    json_option(backfill)
 
     agencies = sub.add_parser(
         "agencies", help="list the agency registry; --refresh reloads it from gov.kz",
@@ -431,12 +516,38 @@ def register(sub: Any) -> dict[str, Any]:
     public_url_option(feeds)
 
     search = sub.add_parser(
-        "search", help="full-text search in the archive",
-        description="Search titles and bodies of archived items (SQLite FTS5).",
+        "search", help="full-text search in the archive, newest first",
+        description="Search titles and bodies of archived items, newest first. Word forms "
+        "match (брифинга finds брифинг, briefings finds briefing; Kazakh by its endings); "
+        "all words must match; `a OR b` either; \"a phrase\"; -word leaves out; brief* is a "
+        "prefix. Prints date, language, agency, title, link and a snippet per hit.",
     )
-    search.add_argument("query", help="words to look for, e.g. 'referendum' or 'Мажилис'")
-    search.add_argument("--limit", type=int, default=20, help="how many results (default 20)")
+    search.add_argument("query", help="e.g. 'тендер', 'Kazakhstan OR Morocco', "
+                        "'\"министр обороны\" -учения', 'брифин*'")
+    search.add_argument("--agency", default=None, metavar="SLUG",
+                        help="only this agency's items (a slug the registry or archive knows)")
+    search.add_argument("--lang", default=None, choices=LANGS,
+                        help="only items in this language: " + ", ".join(LANGS))
+    search.add_argument("--since", type=parse_since, default=None, metavar="DATE",
+                        help="only items published on or after DATE (YYYY-MM-DD, Asia/Almaty)")
+    search.add_argument("--limit", type=positive_int, default=20, metavar="N",
+                        help="how many results (default 20)")
     json_option(search)
+
+    doctor = sub.add_parser(
+        "doctor", help="which access paths to gov.kz work from here, and why not",
+        description="Try once each access strategy (k6v1, k6v2, token, plain), the site-wide "
+        "list, GraphQL, the official RSS, the detail endpoint and the page base against the "
+        "configured site, and print path, HTTP status, items, newest date, ms and a verdict "
+        "per path, then one line saying what is wrong. HTTPS_PROXY / HTTP_PROXY are honoured. "
+        "Exits 0 when at least one news path works, 1 when none does.",
+    )
+    doctor.add_argument("--agency", default=None, metavar="SLUG",
+                        help="the agency whose news are asked for (default: the first enabled)")
+    doctor.add_argument("--lang", default=None, choices=LANGS,
+                        help="the language asked for (default: the first configured)")
+    base_url_option(doctor)
+    json_option(doctor)
 
     sub.add_parser(
         "mock", help="serve a local mock of gov.kz on 127.0.0.1 (demos, tests, benchmarks)",
@@ -447,4 +558,5 @@ def register(sub: Any) -> dict[str, Any]:
         add_help=False,
     )
     return {"replay": cmd_replay, "crawl": cmd_crawl, "agencies": cmd_agencies,
-            "feeds": cmd_feeds, "search": cmd_search, "mock": cmd_mock}
+            "feeds": cmd_feeds, "search": cmd_search, "doctor": cmd_doctor, "mock": cmd_mock,
+            "backfill": cmd_backfill}

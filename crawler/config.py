@@ -40,6 +40,7 @@ DEFAULT_CONFIG = Path("govkz-monitor.toml")  # looked for in the working directo
 CONFIG_ENV = "GOVKZ_CONFIG"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_LEVEL_ENV = "GOVKZ_LOG_LEVEL"
+LOG_FILE_ENV = "GOVKZ_LOG_FILE"
 USER_AGENT = "govkz-monitor/0.1 (+{contact_url})"
 
 
@@ -63,6 +64,9 @@ class Crawl:
     langs: tuple[str, ...] = _key(("ru", "kk", "en"), env="GOVKZ_LANGS", setting="GOVKZ_LANGS")
     access: str = _key("auto", env="GOVKZ_ACCESS", setting="GOVKZ_ACCESS")
     page_size: int = _key(50, env="GOVKZ_PAGE_SIZE", setting="GOVKZ_PAGE_SIZE")
+    # What the site speaks: "auto" probes once per site and remembers (crawler/siteprobe.py).
+    page_base: str = _key("auto", env="GOVKZ_PAGE_BASE", setting="GOVKZ_PAGE_BASE")
+    kk_code: str = _key("auto", env="GOVKZ_KK_CODE", setting="GOVKZ_KK_CODE")
     backfill: int = _key(2, env="GOVKZ_BACKFILL_PAGES", setting="GOVKZ_BACKFILL_PAGES")
     max_pages: int = _key(200, env="GOVKZ_MAX_PAGES", setting="GOVKZ_MAX_PAGES")
     feed_limit: int = _key(50, env="GOVKZ_FEED_LIMIT", setting="GOVKZ_FEED_LIMIT")
@@ -94,6 +98,11 @@ class Schedule:
     jitter: int = _key(60)  # random spread, so targets don't crawl in lockstep
     crawl_timeout: int = _key(900)  # before a hung crawl is killed
     failure_threshold: int = _key(3)  # consecutive failures that open an incident
+    # site-wide, per-agency, or auto: probe the site-wide list at start and every
+    # probe_interval, and use it when it works (scheduler/mode.py).
+    mode: str = _key("auto")
+    probe_interval: int = _key(86400)
+    audit_interval: int = _key(86400)  # site-wide mode: each agency x language walked this often
 
 
 @dataclass(frozen=True)
@@ -114,6 +123,7 @@ class Config:
     # Other `-s NAME=VALUE` pairs, in order: Scrapy settings handed over unchanged.
     scrapy: tuple[tuple[str, str], ...] = ()
     log_level: str | None = None  # GOVKZ_LOG_LEVEL or --log-level; None: by -v
+    log_file: Path | None = None  # GOVKZ_LOG_FILE or --log-file: also log there; None: stderr
     path: Path | None = None  # the file read, if any (the daemon hands it to crawl children)
     # Only for code that builds a Config by hand (tests/test_daemon.py): Config(langs=["en"])
     # is Config(crawl=Crawl(langs=("en",))). Read it as config.crawl.langs.
@@ -233,6 +243,8 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
                     f"must be a non-empty list of {', '.join(LANGS)}"),
     "crawl.access": (_access, "unknown access strategies"),
     "crawl.page_size": (lambda v: 1 <= v <= 100, "must be 1 to 100 (the API's largest page)"),
+    "crawl.page_base": (lambda v: v in ("auto", "0", "1"), "must be auto, 0 or 1"),
+    "crawl.kk_code": (lambda v: v in ("auto", "kk", "kz"), "must be auto, kk or kz"),
     "crawl.backfill": ONE,
     "crawl.max_pages": ONE,
     "crawl.feed_limit": ONE,
@@ -246,6 +258,10 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "schedule.jitter": ZERO,
     "schedule.crawl_timeout": ONE,
     "schedule.failure_threshold": ONE,
+    "schedule.mode": (lambda v: v in ("auto", "site-wide", "per-agency"),
+                      "must be auto, site-wide or per-agency"),
+    "schedule.probe_interval": ONE,
+    "schedule.audit_interval": ONE,
     "server.bind": (bool, "must not be empty"),
     "server.port": (lambda v: 0 <= v <= 65535, "must be a TCP port (0-65535, 0: any free one)"),
     "server.cache_max_age": ZERO,
@@ -275,6 +291,7 @@ class _Values:
         self.where: dict[str, str] = {}
         self.scrapy: dict[str, str] = dict(base.scrapy)
         self.log_level = base.log_level
+        self.log_file = base.log_file
         self.path = base.path
 
     def set(self, key: Key, value: Any, where: str, *, text: bool = True) -> None:
@@ -308,6 +325,8 @@ class _Values:
                 self.set(key, environ[key.env], f"{key.env} (environment)")
         if environ.get(LOG_LEVEL_ENV):
             self.log_level = _log_level(environ[LOG_LEVEL_ENV], f"{LOG_LEVEL_ENV} (environment)")
+        if environ.get(LOG_FILE_ENV):
+            self.log_file = _log_file(environ[LOG_FILE_ENV], f"{LOG_FILE_ENV} (environment)")
 
     def pair(self, name: str, value: Any) -> None:
         """One `-s NAME=VALUE`: a key by its GOVKZ_ or Scrapy name, else a Scrapy setting."""
@@ -318,6 +337,8 @@ class _Values:
             self.set(key, value, f"-s {name}")
         elif name == LOG_LEVEL_ENV:
             self.log_level = _log_level(str(value), f"-s {name}")
+        elif name == LOG_FILE_ENV:
+            self.log_file = _log_file(str(value), f"-s {name}")
         else:
             self.scrapy[name] = str(value)
 
@@ -334,7 +355,7 @@ class _Values:
             for section, cls in SECTIONS.items()
         }
         return Config(**sections, scrapy=tuple(self.scrapy.items()),
-                      log_level=self.log_level, path=self.path)
+                      log_level=self.log_level, log_file=self.log_file, path=self.path)
 
 
 def _log_level(value: str, where: str) -> str:
@@ -342,6 +363,13 @@ def _log_level(value: str, where: str) -> str:
     if level not in LOG_LEVELS:
         raise ConfigError(f"{where}: unknown log level {value!r} (one of {', '.join(LOG_LEVELS)})")
     return level
+
+
+def _log_file(value: str | Path, where: str) -> Path:
+    path = Path(str(value).strip())
+    if not str(value).strip() or path.is_dir():
+        raise ConfigError(f"{where}: a log file must be a file path, got {str(value)!r}")
+    return path
 
 
 def parse_pair(pair: str) -> tuple[str, str]:
@@ -387,6 +415,7 @@ def resolve(
     sets: Mapping[str, Any] | Iterable[str] = (),
     flags: Mapping[str, Any] | None = None,
     log_level: str | None = None,
+    log_file: Path | str | None = None,
 ) -> Config:
     """The configuration: defaults < file < environment < flags.
 
@@ -395,7 +424,7 @@ def resolve(
     sets: the `-s NAME=VALUE` flags ("NAME=VALUE" strings, or a mapping NAME -> value).
     flags: the dedicated flags by key, e.g. {"crawl.data": Path("x"), "server.port": 0};
       None values are flags not given. They beat `-s` for the same key.
-    log_level: --log-level.
+    log_level: --log-level. log_file: --log-file.
     ConfigError (one line naming the file, variable or flag) on any bad value.
     """
     if environ is None:
@@ -409,6 +438,8 @@ def resolve(
         values.file(config_file)
     values.environment(environ)
     _apply_flags(values, sets, flags, log_level)
+    if log_file is not None:
+        values.log_file = _log_file(log_file, "--log-file")
     return values.config()
 
 
@@ -460,6 +491,13 @@ def setting_values(config: Config) -> dict[str, Any]:
     }
     values["USER_AGENT"] = user_agent(config)
     values["LOG_LEVEL"] = config.log_level or "INFO"
+    # The crawl talks to one host: the global cap must not hold `concurrency` back (4 leaves
+    # room for a handshake or a probe beside the default 2 news requests).
+    values["CONCURRENT_REQUESTS"] = max(4, config.crawl.concurrency)
+    if config.crawl.download_delay == 0:
+        # No delay asked (a mirror, the mock): AutoThrottle would start at 1 s and aim at one
+        # request in flight, whatever `concurrency` says. `-s AUTOTHROTTLE_ENABLED=1` still wins.
+        values["AUTOTHROTTLE_ENABLED"] = False
     return values
 
 

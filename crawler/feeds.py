@@ -1,6 +1,7 @@
-"""RSS 2.0 and Atom feeds (feedgen) and the OPML index, written from the archive.
+"""RSS 2.0 and Atom feeds (feedgen), JSON Feed 1.1 and the OPML indexes, written from the archive.
 
-The only module that builds feed XML. Everything that reaches a feed passes through
+The only module that builds feed XML; JSON Feed is rendered here too, so the three formats of a
+feed always carry the same entries. Everything that reaches a feed passes through
 crawler.sanitize: titles and summaries become plain text, bodies allowlisted HTML, and no
 string keeps a character XML forbids. A feed's dates come from its items, never from the
 clock, so unchanged news renders to identical bytes and the file is left alone.
@@ -8,23 +9,41 @@ clock, so unchanged news renders to identical bytes and the file is left alone.
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import html
+import json
 import os
+import re
 import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path
+from functools import cache
+from itertools import groupby
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
+from urllib.parse import quote, urljoin, urlsplit
 
+from feedgen.entry import FeedEntry
 from feedgen.ext.base import BaseEntryExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from crawler.agencies import AgencyRegistry
-from crawler.items import GOVKZ_SITE, LANGS, press_page_url
-from crawler.sanitize import SUMMARY_CHARS, plain_text, sanitize_html, text_to_html, truncate
+from crawler.feed_catalog import Section, sections
+from crawler.items import GOVKZ_SITE, ITEM_URL_RE, LANGS, item_url, press_page_url
+from crawler.sanitize import (
+    GOVKZ_BASE,
+    SUMMARY_CHARS,
+    clean_text,
+    plain_text,
+    sanitize_html,
+    strip_invalid_xml_chars,
+    text_to_html,
+    truncate,
+)
 from crawler.timeutil import localize, parse_iso
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080/"
@@ -33,6 +52,23 @@ GENERATOR = "govkz-monitor"
 EMPTY_FEED_UPDATED = datetime(1970, 1, 1, tzinfo=UTC)
 ATOM_TYPE = "application/atom+xml"
 RSS_TYPE = "application/rss+xml"
+JSON_FEED_TYPE = "application/feed+json"
+JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
+# The JSON Feed extension object (spec: custom names start with "_") for what the spec lacks:
+# the same news in the other languages.
+JSON_EXTENSION = "_govkz"
+# An enclosure needs a media type; the picture's extension is all we know of it. A fixed table
+# rather than mimetypes, whose answers depend on the machine's /etc/mime.types.
+IMAGE_TYPES = {
+    ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".jpe": "image/jpeg", ".jfif": "image/jpeg",
+    ".png": "image/png", ".gif": "image/gif", ".webp": "image/webp", ".avif": "image/avif",
+    ".svg": "image/svg+xml", ".bmp": "image/bmp", ".tif": "image/tiff", ".tiff": "image/tiff",
+    ".heic": "image/heic", ".ico": "image/vnd.microsoft.icon",
+}  # fmt: skip
+UNKNOWN_TYPE = "application/octet-stream"
+# Characters kept as they are when a picture's URL is percent-encoded (as crawler.sanitize does
+# for the <img> of a body, so both name the same URL).
+_URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
 
 _DESCRIPTIONS = {
     "en": "Press news published on gov.kz: {name}",
@@ -41,6 +77,17 @@ _DESCRIPTIONS = {
     None: "Press news published on gov.kz, all languages: {name}",
 }
 ALL_TITLE = "gov.kz: news of all agencies"
+ALL_TITLES = {
+    "en": "gov.kz: news of all agencies in English",
+    "ru": "gov.kz: новости всех ведомств на русском",
+    "kk": "gov.kz: барлық мекемелердің қазақша жаңалықтары",
+}
+OPML_TITLES = {
+    None: "gov.kz press news feeds",
+    "en": "gov.kz press news feeds in English",
+    "ru": "Ленты новостей gov.kz на русском",
+    "kk": "gov.kz жаңалықтар арналары, қазақша",
+}
 LANGUAGE_NAMES = {"kk": "Қазақша", "ru": "Русский", "en": "English"}
 
 
@@ -54,6 +101,10 @@ class FeedSource(Protocol):
     def feed_groups(self) -> list[tuple[str, str]]: ...
 
     def translations(self, agency: str, item_id: int) -> dict[str, str]: ...
+
+    def translations_of(
+        self, keys: Iterable[tuple[str, int]]
+    ) -> dict[tuple[str, int], dict[str, str]]: ...
 
 
 @dataclass(frozen=True)
@@ -73,12 +124,16 @@ class EntryData:
     link: str
     published: datetime
     updated: datetime
-    content_html: str = ""  # sanitized again when rendered
+    content_html: str = ""  # allowlisted (crawler.sanitize) when rendered, unless `clean`
     summary: str = ""  # plain text
     categories: tuple[str, ...] = ()
     lang: str | None = None
     author: str | None = None
     translations: tuple[tuple[str, str], ...] = ()  # (lang, url) of the same news elsewhere
+    image: str | None = None  # the item's picture, an absolute URL: enclosure / JSON `image`
+    # True when the fields are already what a feed shows (entry_from_item's entries): plain
+    # text, allowlisted content_html, dates to the second; rendering then cleans nothing again.
+    clean: bool = False
 
 
 @dataclass
@@ -91,26 +146,60 @@ class FeedReport:
 # --- rendering --------------------------------------------------------------------------------
 
 
+# A text without markup, entities, a byte-order mark or the private-use characters
+# crawler.sanitize uses as break marks is already what plain_text makes of it once its white
+# space is folded and its characters cleaned: no HTML parse needed. Titles and summaries are
+# almost always such text, and the parse was most of a feed's rendering time.
+_NEEDS_PARSE = re.compile("[<&\ufeff\ue000\ue001]")
+
+
 def _plain(text: str | None) -> str:
-    return plain_text(text or "")
+    """plain_text(text), without parsing HTML when the text cannot hold any (same result)."""
+    if not text:
+        return ""
+    if _NEEDS_PARSE.search(text) is None:
+        return " ".join(clean_text(strip_invalid_xml_chars(text)).replace("\xa0", " ").split())
+    return plain_text(text)
+
+
+def _terms(categories: Iterable[str]) -> tuple[str, ...]:
+    """Categories as plain text, each once, in their order, empty ones left out."""
+    return tuple(term for term in dict.fromkeys(_plain(c) for c in categories) if term)
 
 
 def _second(value: datetime) -> datetime:
     return localize(value).replace(microsecond=0)
 
 
+def _cleaned(entry: EntryData) -> EntryData:
+    """The entry as feeds show it: plain-text fields, allowlisted content, seconds-precise
+    dates. An entry made clean (entry_from_item's) is returned as it is: cleaning twice
+    would cost as much again and change nothing."""
+    if entry.clean:
+        return entry
+    author = _plain(entry.author) if entry.author else ""
+    published = _second(entry.published)
+    return replace(
+        entry,
+        title=_plain(entry.title) or entry.link,
+        published=published,
+        # Atom: an entry is updated no earlier than it is published.
+        updated=max(_second(entry.updated), published),
+        content_html=sanitize_html(entry.content_html),
+        summary=_plain(entry.summary),
+        categories=_terms(entry.categories),
+        author=author or None,
+        clean=True,
+    )
+
+
 def _ordered(entries: Iterable[EntryData]) -> list[EntryData]:
     # Newest first; the id breaks ties so equal dates still render in a stable order.
-    return sorted(entries, key=lambda e: (_second(e.published), e.id), reverse=True)
-
-
-def _entry_updated(entry: EntryData) -> datetime:
-    # Atom: an entry is updated no earlier than it is published.
-    return max(_second(entry.updated), _second(entry.published))
+    return sorted(map(_cleaned, entries), key=lambda e: (e.published, e.id), reverse=True)
 
 
 def _updated(entries: Sequence[EntryData]) -> datetime:
-    return max((_entry_updated(e) for e in entries), default=EMPTY_FEED_UPDATED)
+    return max((e.updated for e in entries), default=EMPTY_FEED_UPDATED)
 
 
 def _generator(meta: FeedMeta, entries: list[EntryData]) -> FeedGenerator:
@@ -125,76 +214,209 @@ def _generator(meta: FeedMeta, entries: list[EntryData]) -> FeedGenerator:
 
 
 class _TranslationLinks(BaseEntryExtension):
-    """Atom links to the same news in the other languages: rel="related" with hreflang.
+    """Atom links to the same news in the other languages: rel="related" with hreflang, and
+    the picture as rel="enclosure".
 
     Not rel="alternate", although a translation is one: readers disagree on which of several
     alternates is "the" link (feedparser takes the last, others the first or the first with an
     explicit rel), so the item's own page stays the entry's only alternate. An extension
-    because feedgen 1.0 drops rel/type/hreflang from the entry links it renders itself."""
+    because feedgen 1.0 drops rel/type/hreflang from the entry links it renders itself (an
+    enclosure given to feedgen would come out as a second, bare alternate link)."""
 
     def __init__(self) -> None:
         self.links: list[tuple[str, str]] = []
+        self.enclosure: tuple[str, str] | None = None  # (url, media type)
 
     def extend_atom(self, entry: Any) -> Any:
         for lang, url in self.links:
             attrs = {"href": url, "rel": "related", "type": "text/html", "hreflang": lang}
             attrs["title"] = LANGUAGE_NAMES.get(lang, lang)
             etree.SubElement(entry, "link", attrs)
+        if self.enclosure is not None:
+            url, media_type = self.enclosure
+            etree.SubElement(entry, "link", {"href": url, "rel": "enclosure", "type": media_type})
         return entry
 
 
-def _add_entry(fg: FeedGenerator, entry: EntryData, *, atom: bool) -> None:
-    fe = fg.add_entry(order="append")  # feedgen prepends by default
+def image_type(url: str) -> str:
+    """The media type of a picture, guessed from its URL's extension."""
+    suffix = PurePosixPath(urlsplit(url).path).suffix.lower()
+    return IMAGE_TYPES.get(suffix, UNKNOWN_TYPE)
+
+
+def image_url(reference: str | None) -> str | None:
+    """A picture reference (gov.kz's `heropic` is site-relative) as an absolute http(s) URL,
+    encoded as in item bodies; None for none or one that cannot be a link."""
+    if not reference or not reference.strip():
+        return None
+    try:
+        url = quote(urljoin(GOVKZ_BASE + "/", reference.strip()), safe=_URL_SAFE)
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    return url if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def _other_languages(entry: EntryData) -> list[tuple[str, str]]:
+    return [(lang, url) for lang, url in entry.translations
+            if lang != entry.lang and url != entry.link]  # fmt: skip
+
+
+class RenderCache:
+    """Each entry's feedgen objects and JSON item, made once and reused by every feed it is
+    in (its agency × language feed, its agency's, the every-agency ones) during one publish.
+    A feedgen FeedEntry renders afresh into every document it is added to, so sharing one is
+    safe; keys are the (clean, immutable) entries themselves."""
+
+    def __init__(self) -> None:
+        self._made: dict[tuple[str, EntryData], Any] = {}
+
+    def get(self, fmt: str, entry: EntryData, make: Any) -> Any:
+        key = (fmt, entry)
+        found = self._made.get(key)
+        if found is None:
+            found = self._made[key] = make(entry)
+        return found
+
+
+def _feed_entry(entry: EntryData, *, atom: bool) -> FeedEntry:
+    """A feedgen entry of a clean entry (see _cleaned)."""
+    fe = FeedEntry()
     fe.guid(entry.id, permalink=entry.id == entry.link)
-    fe.title(_plain(entry.title) or entry.link)
+    fe.title(entry.title)
     fe.link(href=entry.link, rel="alternate")  # rendered as a bare href in Atom (see above)
     if atom:
         fe.register_extension("translations", _TranslationLinks, atom=True, rss=False)
-        fe.translations.links = [
-            (lang, url) for lang, url in entry.translations
-            if lang != entry.lang and url != entry.link
-        ]  # fmt: skip
-    fe.published(_second(entry.published))
-    fe.updated(_entry_updated(entry))
-    content = sanitize_html(entry.content_html)
-    if content:
-        fe.content(content, type="html")
-    summary = _plain(entry.summary)
-    if summary:
-        fe.summary(summary)
-    for term in dict.fromkeys(_plain(c) for c in entry.categories):
-        if term:
-            fe.category(term=term)
-    if entry.author and _plain(entry.author):
-        fe.author(name=_plain(entry.author))
+        fe.translations.links = _other_languages(entry)
+        if entry.image:
+            fe.translations.enclosure = (entry.image, image_type(entry.image))
+    elif entry.image:
+        # RSS knows no size for it: 0 is what the RSS Advisory Board says to send then.
+        fe.enclosure(entry.image, 0, image_type(entry.image))
+    fe.published(entry.published)
+    fe.updated(entry.updated)
+    if entry.content_html:
+        fe.content(entry.content_html, type="html")
+    if entry.summary:
+        fe.summary(entry.summary)
+    for term in entry.categories:
+        fe.category(term=term)
+    if entry.author:
+        fe.author(name=entry.author)
+    return fe
 
 
-def render_atom(meta: FeedMeta, entries: Iterable[EntryData]) -> bytes:
+def _atom_entry(entry: EntryData) -> FeedEntry:
+    return _feed_entry(entry, atom=True)
+
+
+def _rss_entry(entry: EntryData) -> FeedEntry:
+    return _feed_entry(entry, atom=False)
+
+
+def render_atom(
+    meta: FeedMeta, entries: Iterable[EntryData], *, cache: RenderCache | None = None
+) -> bytes:
     """An Atom 1.0 document; entries newest first, `updated` = the newest entry's."""
     ordered = _ordered(entries)
+    cache = cache or RenderCache()
     fg = _generator(meta, ordered)
     fg.id(meta.self_url)
     fg.author(name=_plain(meta.author) or "gov.kz")
     fg.link(href=meta.alternate_url, rel="alternate", type="text/html")
     fg.link(href=meta.self_url, rel="self", type=ATOM_TYPE)
     for entry in ordered:
-        _add_entry(fg, entry, atom=True)
+        fg.add_entry(cache.get("atom", entry, _atom_entry), order="append")
     return fg.atom_str(pretty=True, encoding="UTF-8")
 
 
-def render_rss(meta: FeedMeta, entries: Iterable[EntryData]) -> bytes:
+def render_rss(
+    meta: FeedMeta, entries: Iterable[EntryData], *, cache: RenderCache | None = None
+) -> bytes:
     """An RSS 2.0 document with an atom:link rel="self"; items newest first."""
     ordered = _ordered(entries)
+    cache = cache or RenderCache()
     fg = _generator(meta, ordered)
     # feedgen uses the *last* link as the channel <link>: self first, the web page last.
     fg.link(href=meta.self_url, rel="self", type=RSS_TYPE)
     fg.link(href=meta.alternate_url, rel="alternate")
     for entry in ordered:
-        _add_entry(fg, entry, atom=False)
+        fg.add_entry(cache.get("rss", entry, _rss_entry), order="append")
     return fg.rss_str(pretty=True, encoding="UTF-8")
 
 
+def _json_item(entry: EntryData) -> dict[str, Any]:
+    item: dict[str, Any] = {"id": entry.id, "url": entry.link, "title": entry.title}
+    if entry.content_html:
+        item["content_html"] = entry.content_html
+    else:  # the spec wants one of the two
+        item["content_text"] = entry.summary or entry.title
+    if entry.summary:
+        item["summary"] = entry.summary
+    if entry.image:
+        item["image"] = entry.image
+    item["date_published"] = entry.published.isoformat()
+    item["date_modified"] = entry.updated.isoformat()
+    if entry.author:
+        item["authors"] = [{"name": entry.author}]
+    if entry.categories:
+        item["tags"] = list(entry.categories)
+    if entry.lang:
+        item["language"] = entry.lang
+    others = _other_languages(entry)
+    if others:
+        item[JSON_EXTENSION] = {
+            "translations": [{"language": lang, "url": url} for lang, url in others]
+        }
+    return item
+
+
+def render_json(
+    meta: FeedMeta, entries: Iterable[EntryData], *, cache: RenderCache | None = None
+) -> bytes:
+    """A JSON Feed 1.1 document with the entries of render_atom/render_rss, in their order, with
+    the same ids (the guid), dates, languages, translations and pictures.
+
+    The feed's own fields indented, each item on one line: json's C encoder writes compact
+    JSON only (indenting falls back to its Python one, a tenth of the speed), and each item's
+    line is encoded once for every feed it is in."""
+    doc: dict[str, Any] = {
+        "version": JSON_FEED_VERSION,
+        "title": _plain(meta.title) or meta.self_url,
+        "home_page_url": meta.alternate_url,
+        "feed_url": meta.self_url,
+        "description": _plain(meta.description),
+        "authors": [{"name": _plain(meta.author) or "gov.kz"}],
+    }
+    if meta.lang:
+        doc["language"] = meta.lang
+    cache = cache or RenderCache()
+    lines = [cache.get("json", entry, _json_line) for entry in _ordered(entries)]
+    head = json.dumps(doc, ensure_ascii=False, indent=2)[: -len("\n}")]
+    items = "[\n" + ",\n".join(lines) + "\n  ]" if lines else "[]"
+    return f'{head},\n  "items": {items}\n}}\n'.encode()
+
+
+def _json_line(entry: EntryData) -> str:
+    """An entry as one line of a JSON Feed's items (JSON text never holds a raw newline)."""
+    return "    " + json.dumps(_json_item(entry), ensure_ascii=False, separators=(", ", ": "))
+
+
 # --- archive rows -> entries ------------------------------------------------------------------
+
+
+def entry_id(item: Mapping[str, Any]) -> str:
+    """The entry's id (Atom id, RSS guid, JSON Feed id): the item's page, `url`.
+
+    But a saved list page can link its items to their pages in another language (an English
+    list with ?lang=kk links), and then the item stored in that language has the same page;
+    two entries with one guid would be one item to a reader. Such an item's id is its page in
+    its own language, so every (agency, id, lang) keeps a guid of its own."""
+    url = str(item["url"])
+    found, lang = ITEM_URL_RE.match(url), item.get("lang")
+    if found and found["lang"] and isinstance(lang, str) and found["lang"] != lang:
+        return item_url(found["slug"], int(found["id"]), lang)
+    return url
 
 
 def entry_from_item(
@@ -216,40 +438,99 @@ def entry_from_item(
     image = item.get("image")
     if image and image not in body:
         body = f'<p><img src="{html.escape(image)}" alt=""></p>{body}'
-    text = plain_text(body)
-    summary = plain_text(item.get("summary") or "") or truncate(text, SUMMARY_CHARS)
-    title = plain_text(item.get("title") or "") or truncate(text, 80)
+    summary, title = _plain(item.get("summary")), _plain(item.get("title"))
+    if not summary or not title:  # only then is the body's text needed: parsing it is dear
+        text = plain_text(body)
+        summary = summary or truncate(text, SUMMARY_CHARS)
+        title = title or truncate(text, 80)
+    published = _second(published)
+    # Made clean here, once: the entry is rendered in three formats and up to four feeds.
     return EntryData(
-        id=item["url"],
-        title=title or f"{item.get('agency', '')} #{item.get('id', '')}",
+        image=image_url(image),
+        id=entry_id(item),
+        title=title or _plain(f"{item.get('agency', '')} #{item.get('id', '')}") or item["url"],
         link=item["url"],
         published=published,
-        updated=max(updated, published),
+        updated=max(_second(updated), published),
         content_html=sanitize_html(body),
         summary=summary,
-        categories=tuple(item.get("categories") or ()),
+        categories=_terms(item.get("categories") or ()),
         lang=item.get("lang"),
-        author=author,
+        author=(_plain(author) or None) if author else None,
         translations=tuple(sorted((translations or {}).items())),
+        clean=True,
     )
 
 
 # --- writing ----------------------------------------------------------------------------------
 
 
-def write_if_changed(path: Path, data: bytes) -> bool:
-    """Replace `path` atomically with `data` unless it already holds exactly these bytes."""
+GZ = ".gz"
+# The .gz copies are served as they are (the embedded server, nginx's gzip_static): zlib's
+# default level, its balance of size and time; mtime 0 makes the bytes a function of the feed.
+GZIP_LEVEL = 6
+
+
+def gz_path(path: Path) -> Path:
+    """Where the precompressed copy of a written file lives: beside it, `.gz` appended."""
+    return path.with_name(path.name + GZ)
+
+
+def gz_fresh(path: Path) -> bool:
+    """Whether `path`'s .gz copy is current: written with it, it carries its mtime."""
     try:
-        if path.read_bytes() == data:
-            return False
+        return os.stat(gz_path(path)).st_mtime_ns == os.stat(path).st_mtime_ns
     except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
+        return False
+
+
+def _temporary(path: Path, data: bytes) -> str:
+    """`data` in a new hidden file beside `path` (the server refuses hidden names)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from a separate web server
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _write_gz(path: Path, data: bytes, mtime_ns: int) -> None:
+    """Replace path.gz atomically with `data` compressed, stamped with the feed's mtime."""
+    target = gz_path(path)
+    tmp = _temporary(target, gzip.compress(data, GZIP_LEVEL, mtime=0))
+    try:
+        os.utime(tmp, ns=(mtime_ns, mtime_ns))
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_if_changed(path: Path, data: bytes, *, gz: bool = True) -> bool:
+    """Replace `path` atomically with `data` unless it already holds exactly these bytes.
+
+    With `gz`, `path`.gz holds the same bytes gzip-compressed, with `path`'s mtime, so both
+    answer with the same Last-Modified and a server can tell a stale copy (its mtime differs).
+    It is replaced just before the feed: a reader never gets a .gz older than the feed it
+    sits beside for longer than between two renames. A missing or stale .gz of an unchanged
+    feed is written again."""
+    try:
+        # The size first: an edited feed usually has another, and then it need not be read.
+        same = os.stat(path).st_size == len(data) and path.read_bytes() == data
+    except FileNotFoundError:
+        same = False
+    if same:
+        if gz and not gz_fresh(path):
+            _write_gz(path, data, os.stat(path).st_mtime_ns)
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary(path, data)
+    try:
+        if gz:
+            _write_gz(path, data, os.stat(tmp).st_mtime_ns)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -261,9 +542,18 @@ def _lang_order(lang: str) -> tuple[int, str]:
     return (LANGS.index(lang) if lang in LANGS else len(LANGS), lang)
 
 
+# Every feed is written in each of these formats, beside each other: {rel}.atom, .rss, .json.
+FORMATS = ("atom", "rss", "json")
+_RENDER = {"atom": render_atom, "rss": render_rss, "json": render_json}
+# The every-agency feeds: all.* (all languages, kept for its subscribers) and all/{lang}.*. An
+# agency with this slug would overwrite them, so it gets none (the config's "all" keyword
+# already keeps it from being enabled by name).
+ALL_REL = "all"
+
+
 @dataclass(frozen=True)
 class _Plan:
-    """One feed to write, in both formats: `rel` is its path under out_dir, sans extension."""
+    """One feed to write, in every format: `rel` is its path under out_dir, sans extension."""
 
     rel: str
     agency: str | None
@@ -277,38 +567,85 @@ class _Plan:
         self_url = f"{base}feeds/{self.rel}.{ext}"
         return FeedMeta(self.title, self_url, self.alternate, description, self.lang, self.author)
 
+    def files(self) -> list[str]:
+        """Its files, relative to the feeds directory, each with its .gz copy."""
+        return [f"{self.rel}.{ext}{gz}" for ext in FORMATS for gz in ("", GZ)]
 
-def _plans(groups: Iterable[tuple[str, str]], registry: AgencyRegistry) -> list[_Plan]:
-    plans = [_Plan("all", None, None, ALL_TITLE, GOVKZ_SITE + "/", "gov.kz")]
+
+def _agency_plan(registry: AgencyRegistry, agency: str, lang: str) -> _Plan:
+    name, page = registry.name(agency, lang), press_page_url(agency, lang)
+    return _Plan(f"{agency}/{lang}", agency, lang, name, page, name)
+
+
+def _by_agency(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """{agency: its languages in LANGS order} of (agency, lang) pairs."""
     langs: dict[str, list[str]] = {}
-    for agency, lang in sorted(set(groups)):
-        langs.setdefault(agency, []).append(lang)
-    for agency, found in langs.items():
+    for agency, lang in sorted(set(pairs)):
+        if agency != ALL_REL:
+            langs.setdefault(agency, []).append(lang)
+    return {agency: sorted(found, key=_lang_order) for agency, found in langs.items()}
+
+
+def _plans(by_agency: Mapping[str, Sequence[str]], registry: AgencyRegistry) -> list[_Plan]:
+    plans = [_Plan(ALL_REL, None, None, ALL_TITLE, GOVKZ_SITE + "/", "gov.kz")]
+    plans += [
+        _Plan(f"{ALL_REL}/{lang}", None, lang, ALL_TITLES[lang], GOVKZ_SITE + "/", "gov.kz")
+        for lang in LANGS
+    ]
+    for agency, langs in by_agency.items():
         name = registry.name(agency, "en")  # falls back to ru, kk, the slug
         plans.append(_Plan(agency, agency, None, name, press_page_url(agency, "en"), name))
-        for lang in sorted(found, key=_lang_order):
-            name, page = registry.name(agency, lang), press_page_url(agency, lang)
-            plans.append(_Plan(f"{agency}/{lang}", agency, lang, name, page, name))
+        plans += [_agency_plan(registry, agency, lang) for lang in langs]
     return plans
 
 
-def _entries(
-    source: FeedSource,
-    registry: AgencyRegistry,
-    plan: _Plan,
-    limit: int,
-    translations: dict[tuple[str, int], dict[str, str]],
-) -> list[EntryData]:
-    out = []
-    for item in source.feed_items(plan.agency, plan.lang, limit):
-        key = (item.get("agency") or "", item.get("id"))
-        if key not in translations:  # the same item recurs in up to three feeds
-            translations[key] = dict(source.translations(*key)) if key[1] is not None else {}
-        author = registry.name(key[0], item.get("lang") or "en")
-        entry = entry_from_item(item, author=author, translations=translations[key])
-        if entry is not None:
-            out.append(entry)
-    return out
+def _newest(rows: Iterable[dict], limit: int) -> list[dict]:
+    """The `limit` newest of `rows` in the archive's order (published, then id, newest first;
+    the language last, so equal ones come out the same way every time)."""
+    key = lambda r: (r.get("published") or "", r.get("id") or 0, r.get("lang") or "")  # noqa: E731
+    return sorted(rows, key=key, reverse=True)[:limit]
+
+
+class _AgencyEntries:
+    """The entries of one agency's feeds (or of the every-agency feeds, agency None), each
+    item read, translated and cleaned once: its agency × language feed, its agency's mixed
+    feed and the every-agency feeds show the same entry. Made afresh per agency, so a publish
+    of 3,000 agencies holds one agency's entries at a time."""
+
+    def __init__(self, source: FeedSource, registry: AgencyRegistry, limit: int,
+                 agency: str | None, langs: Sequence[str]) -> None:  # fmt: skip
+        self._source, self._registry, self._limit = source, registry, limit
+        self._agency, self._langs = agency, langs
+        self._rows: dict[str | None, list[dict]] = {}
+        self._entries: dict[tuple[str, Any, str], EntryData | None] = {}
+        self.render = RenderCache()
+
+    def rows(self, lang: str | None) -> list[dict]:
+        if lang not in self._rows:
+            if self._agency is not None and lang is None:
+                # An agency's newest in any language are among its newest in each: merged from
+                # those (read anyway for its per-language feeds) instead of one more query.
+                found = _newest((r for one in self._langs for r in self.rows(one)), self._limit)
+            else:
+                found = self._source.feed_items(self._agency, lang, self._limit)
+            self._rows[lang] = found
+        return self._rows[lang]
+
+    def of(self, lang: str | None) -> list[EntryData]:
+        rows = self.rows(lang)
+        keys = [(str(r.get("agency") or ""), r.get("id"), str(r.get("lang") or ""))
+                for r in rows]  # fmt: skip
+        new = [key for key in keys if key not in self._entries]
+        ids = {(agency, item_id) for agency, item_id, _ in new if isinstance(item_id, int)}
+        translations = self._source.translations_of(ids) if ids else {}
+        for key, row in zip(keys, rows, strict=True):
+            if key in self._entries:
+                continue
+            agency, item_id, item_lang = key
+            author = self._registry.name(agency, item_lang or "en")
+            others = translations.get((agency, item_id), {}) if isinstance(item_id, int) else {}
+            self._entries[key] = entry_from_item(row, author=author, translations=others)
+        return [entry for key in keys if (entry := self._entries[key]) is not None]
 
 
 def write_feeds(
@@ -319,28 +656,64 @@ def write_feeds(
     registry: AgencyRegistry,
     limit: int = 50,
     agencies: Iterable[str] | None = None,
+    enabled: Iterable[tuple[str, str]] = (),
+    present: Collection[str] | None = None,
 ) -> FeedReport:
-    """Write the feeds of every agency with items (or only of `agencies`), plus `all` and
-    index.opml, which are always refreshed and always list every agency's feeds.
+    """Write the feeds of every agency × language with items or in `enabled` (those without
+    items get valid empty feeds), plus the every-agency feeds and the indexes, which are always
+    refreshed and always list every agency's feeds. With `agencies`, only those agencies'
+    feeds are rewritten, and any other feed whose files are missing.
 
-    Files: {slug}.atom/.rss (all languages), {slug}/{lang}.atom/.rss, all.atom/.rss, index.opml.
-    Self links are base_url + "feeds/" + the file's path; the OPML is served at base_url + "opml".
+    Files, each feed in .atom, .rss and .json, each file with its .gz copy (write_if_changed):
+    {slug}/{lang} (the unit readers subscribe to), {slug} (all languages), all/{lang}, all
+    (all languages); index.opml (every {slug}/{lang} Atom feed, grouped by kind),
+    index.{lang}.opml (one language), index.html (the feeds directory's page). Self links are
+    base_url + "feeds/" + the file's path. `present`: the files out_dir holds
+    (present_files), when the caller has listed them already.
     """
     out_dir = Path(out_dir)
     base = (base_url or DEFAULT_PUBLIC_URL).rstrip("/") + "/"
-    plans = _plans(source.feed_groups(), registry)
+    by_agency = _by_agency([*source.feed_groups(), *enabled])
     wanted = None if agencies is None else set(agencies)
+    if wanted is None:
+        present = ()  # everything is written: nothing to look up
+    elif present is None:
+        present = present_files(out_dir)
+    present = present if isinstance(present, set) else set(present)
     report = FeedReport()
-    cache: dict[tuple[str, int], dict[str, str]] = {}
-    for plan in plans:
-        if plan.agency is not None and wanted is not None and plan.agency not in wanted:
+    for agency, plans in groupby(_plans(by_agency, registry), key=lambda plan: plan.agency):
+        stale = agency is None or wanted is None or agency in wanted
+        todo = [plan for plan in plans if stale or not present.issuperset(plan.files())]
+        if not todo:
             continue
-        found = _entries(source, registry, plan, limit, cache)
-        _record(report, out_dir / f"{plan.rel}.atom", render_atom(plan.meta(base, "atom"), found))
-        _record(report, out_dir / f"{plan.rel}.rss", render_rss(plan.meta(base, "rss"), found))
-    listed = [plan.meta(base, ext) for plan in plans for ext in ("atom", "rss")]
-    _record(report, out_dir / "index.opml", render_opml(listed))
+        entries = _AgencyEntries(source, registry, limit, agency, by_agency.get(agency or "", ()))
+        for plan in todo:
+            found = entries.of(plan.lang)
+            for ext in FORMATS:
+                data = _RENDER[ext](plan.meta(base, ext), found, cache=entries.render)
+                _record(report, out_dir / f"{plan.rel}.{ext}", data)
+    # A full rewrite renders the indexes whatever the digest says (see INDEX_KEY).
+    _write_indexes(report, out_dir, base, registry, by_agency, reuse=wanted is not None)
     return report
+
+
+def present_files(out_dir: Path) -> set[str]:
+    """The files of the feeds directory (feeds live at most one directory down), as relative
+    POSIX paths: one listing per directory rather than a stat per file, which for 3,000
+    agencies is 54,000 stats on every publish."""
+    found: set[str] = set()
+    try:
+        top = os.scandir(out_dir)
+    except (FileNotFoundError, NotADirectoryError):
+        return found
+    with top:
+        for entry in top:
+            if entry.is_dir(follow_symlinks=False):
+                with os.scandir(entry.path) as inner:
+                    found.update(f"{entry.name}/{e.name}" for e in inner if e.is_file())
+            elif entry.is_file():
+                found.add(entry.name)
+    return found
 
 
 def _record(report: FeedReport, path: Path, data: bytes) -> None:
@@ -351,23 +724,177 @@ def _record(report: FeedReport, path: Path, data: bytes) -> None:
         report.unchanged += 1
 
 
-# --- OPML -------------------------------------------------------------------------------------
+# --- OPML and the directory index -------------------------------------------------------------
 
 
-def render_opml(feeds: Iterable[FeedMeta], title: str = "gov.kz press news feeds") -> bytes:
-    """OPML 2.0 listing the given feeds (not a feed itself, so plain ElementTree)."""
+@dataclass(frozen=True)
+class OpmlGroup:
+    """An OPML outline that holds feeds (and groups) rather than being one."""
+
+    title: str
+    feeds: tuple[FeedMeta, ...] = ()
+    groups: tuple[OpmlGroup, ...] = ()
+
+
+def _opml_group(
+    section: Section,
+    lang: str | None,
+    by_agency: Mapping[str, Sequence[str]],
+    registry: AgencyRegistry,
+    base: str,
+) -> OpmlGroup | None:
+    feeds = tuple(
+        _agency_plan(registry, agency, found).meta(base, "atom")
+        for agency in section.agencies
+        for found in by_agency.get(agency, ())
+        if lang is None or found == lang
+    )
+    groups = tuple(
+        group for sub in section.sections
+        if (group := _opml_group(sub, lang, by_agency, registry, base)) is not None
+    )  # fmt: skip
+    if not feeds and not groups:
+        return None
+    return OpmlGroup(section.title(lang or "en"), feeds, groups)
+
+
+def opml_groups(
+    registry: AgencyRegistry,
+    by_agency: Mapping[str, Sequence[str]],
+    base: str,
+    lang: str | None = None,
+) -> list[OpmlGroup]:
+    """The Atom feed of every agency × language (of `lang` only, when given), grouped by kind."""
+    slugs = [agency for agency, langs in by_agency.items() if lang is None or lang in langs]
+    found = (_opml_group(s, lang, by_agency, registry, base)
+             for s in sections(registry, slugs, lang or "en"))  # fmt: skip
+    return [group for group in found if group is not None]
+
+
+def _write_indexes(
+    report: FeedReport,
+    out_dir: Path,
+    base: str,
+    registry: AgencyRegistry,
+    by_agency: Mapping[str, Sequence[str]],
+    *,
+    reuse: bool = False,
+) -> None:
+    from crawler.feed_index import render_index  # HTML, not a feed: its own module
+
+    names = [*INDEX_FILES, "index.html"]
+    key = _index_key(base, registry, by_agency)
+    if reuse and _indexes_current(out_dir, key, names):
+        report.feeds += len(names)
+        report.unchanged += len(names)
+        return
+    groups = opml_groups(registry, by_agency, base)
+    _record(report, out_dir / INDEX_FILES[0],
+            render_opml(groups, OPML_TITLES[None], tag_language=True))
+    for lang in LANGS:
+        _record(report, out_dir / f"index.{lang}.opml",
+                render_opml(opml_groups(registry, by_agency, base, lang), OPML_TITLES[lang],
+                            tag_language=False))
+    _record(report, out_dir / "index.html",
+            render_index(sections(registry, by_agency), by_agency, registry))
+    _remember_indexes(out_dir, key, names)
+
+
+# The indexes list every agency's feeds: for 3,000 agencies, rendering them is seconds on every
+# publish, while what they are made of (the feeds there are, the registry's names and kinds,
+# the public URL) rarely changes. A digest of that, and what the files were when written, is
+# kept beside them (a hidden file: the server refuses those); equal digest, untouched files:
+# the indexes are current and are not rendered at all.
+INDEX_FILES = ("index.opml", *(f"index.{lang}.opml" for lang in LANGS))
+INDEX_KEY = ".index.key"
+
+
+@cache
+def _renderer_digest() -> str:
+    """The code that renders the indexes: a new version renders them anew."""
+    here = Path(__file__).parent
+    code = b"".join((here / name).read_bytes()
+                    for name in ("feeds.py", "feed_index.py", "feed_catalog.py"))  # fmt: skip
+    return hashlib.sha256(code).hexdigest()
+
+
+def _index_key(base: str, registry: AgencyRegistry, by_agency: Mapping[str, Sequence[str]]
+               ) -> str:  # fmt: skip
+    made_of = repr((_renderer_digest(), base,
+                    sorted((a, list(langs)) for a, langs in by_agency.items()),
+                    list(registry)))  # fmt: skip
+    return hashlib.sha256(made_of.encode("utf-8")).hexdigest()
+
+
+def _file_marks(out_dir: Path, names: Iterable[str]) -> dict[str, list[int]] | None:
+    marks = {}
+    for name in names:
+        for path in (out_dir / name, gz_path(out_dir / name)):
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                return None
+            marks[path.name] = [st.st_size, st.st_mtime_ns]
+    return marks
+
+
+def _indexes_current(out_dir: Path, key: str, names: Sequence[str]) -> bool:
+    try:
+        kept = json.loads((out_dir / INDEX_KEY).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    marks = _file_marks(out_dir, names)
+    return isinstance(kept, dict) and kept.get("key") == key and kept.get("files") == marks
+
+
+def _remember_indexes(out_dir: Path, key: str, names: Sequence[str]) -> None:
+    kept = {"key": key, "files": _file_marks(out_dir, names)}
+    write_if_changed(out_dir / INDEX_KEY, json.dumps(kept, sort_keys=True).encode(), gz=False)
+
+
+def _feed_outline(parent: ET.Element, meta: FeedMeta, *, tag_language: bool) -> None:
+    label = "Atom" if meta.self_url.endswith(".atom") else "RSS"
+    if tag_language:
+        text = f"{_plain(meta.title)} ({meta.lang or 'all languages'}, {label})"
+    else:
+        text = _plain(meta.title)
+    attrs = {"text": text, "title": text, "type": "rss", "xmlUrl": meta.self_url}
+    attrs["htmlUrl"] = meta.alternate_url
+    if meta.lang:
+        attrs["language"] = meta.lang
+    ET.SubElement(parent, "outline", attrs)
+
+
+def _group_outline(parent: ET.Element, group: OpmlGroup, *, tag_language: bool) -> None:
+    node = ET.SubElement(parent, "outline", {"text": _plain(group.title),
+                                             "title": _plain(group.title)})  # fmt: skip
+    for meta in group.feeds:
+        _feed_outline(node, meta, tag_language=tag_language)
+    for sub in group.groups:
+        _group_outline(node, sub, tag_language=tag_language)
+
+
+def render_opml(
+    feeds: Iterable[FeedMeta | OpmlGroup],
+    title: str = OPML_TITLES[None],
+    *,
+    tag_language: bool = True,
+) -> bytes:
+    """OPML 2.0 listing the given feeds and groups of feeds (not a feed itself, so plain
+    ElementTree). `tag_language` adds the language and format to each feed's text, for a list
+    that mixes languages. A list with no feed at all still holds the one outline OPML requires,
+    a note that subscribes to nothing."""
     root = ET.Element("opml", version="2.0")
     head = ET.SubElement(root, "head")
     ET.SubElement(head, "title").text = title
     ET.SubElement(head, "docs").text = "http://opml.org/spec2.opml"
     body = ET.SubElement(root, "body")
-    for meta in feeds:
-        label = "Atom" if meta.self_url.endswith(".atom") else "RSS"
-        text = f"{_plain(meta.title)} ({meta.lang or 'all languages'}, {label})"
-        attrs = {"text": text, "title": text, "type": "rss", "xmlUrl": meta.self_url}
-        attrs["htmlUrl"] = meta.alternate_url
-        if meta.lang:
-            attrs["language"] = meta.lang
-        ET.SubElement(body, "outline", attrs)
+    for node in feeds:
+        if isinstance(node, OpmlGroup):
+            _group_outline(body, node, tag_language=tag_language)
+        else:
+            _feed_outline(body, node, tag_language=tag_language)
+    if not len(body):
+        ET.SubElement(body, "outline", {"text": "No feeds yet", "title": "No feeds yet"})
     ET.indent(root)
     return ET.tostring(root, encoding="UTF-8", xml_declaration=True) + b"\n"

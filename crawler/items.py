@@ -166,3 +166,24 @@ class Reject:
         """One line for a crawl's output: agency, id when there is one, reason."""
         what = f"{self.agency}/{self.item_id}" if self.item_id is not None else self.agency
         return f"{what} ({self.lang}): {self.reason}"
+
+
+@dataclass
+class NewsPage:
+    """What one response gave (a news list page, a detail, an RSS feed, a saved page): its
+    items and rejects, stored by the pipelines in one transaction, so a page costs one write
+    transaction however many items it has, and a crash leaves all of it or none.
+
+    `seen`: (agency, id, lang) of the items the spider judged unchanged by their stored hash
+    alone (body-less list entries, not in `items`): their `last_seen` is refreshed in the same
+    transaction. `marks`: the SyncMark of the walk this response ends, recorded after the
+    items, in the same transaction."""
+
+    items: list[NewsItem] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    seen: list[tuple[str, int, str]] = field(default_factory=list)
+    marks: list[SyncMark] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.items or self.rejects or self.seen or self.marks)

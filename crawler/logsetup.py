@@ -17,6 +17,7 @@ import logging
 import sys
 from functools import cache
 from importlib import import_module
+from pathlib import Path
 from types import TracebackType
 
 from crawler.config import LOG_LEVELS as LEVELS  # --log-level and GOVKZ_LOG_LEVEL
@@ -104,15 +105,32 @@ class _Formatter(logging.Formatter):
             record.exc_info, record.exc_text = saved
 
 
-def configure(verbosity: int, level: str | None = None) -> None:
-    """Log to stderr: `verbosity` counts -v flags; `level` (DEBUG..ERROR) overrides it."""
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure(verbosity: int, level: str | None = None, *, log_file: Path | None = None) -> None:
+    """Log to stderr: `verbosity` counts -v flags; `level` (DEBUG..ERROR) overrides it.
+
+    `log_file`: also append every record that passes the same thresholds to that file, with
+    the tracebacks stderr leaves out (a log file is read later, by someone who needs them).
+    Appending, never rotating: logrotate's copytruncate or journald do that. OSError when it
+    cannot be opened (the CLI says so in one line)."""
     ours, theirs = _levels(verbosity, level)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
-                                    tracebacks=min(ours, theirs) <= logging.DEBUG))
-    handler.addFilter(_ByOrigin(ours, theirs))
+    handlers: list[logging.Handler] = []
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setFormatter(_Formatter(FORMAT, tracebacks=min(ours, theirs) <= logging.DEBUG))
+    handlers.append(stream)
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        to_file = logging.FileHandler(log_file, mode="a", encoding="utf-8")
+        to_file.setFormatter(_Formatter(FORMAT, tracebacks=True))
+        handlers.append(to_file)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
-    root.addHandler(handler)
+        if isinstance(old, logging.FileHandler):
+            old.close()  # a log file of an earlier configure() (tests call it repeatedly)
+    for handler in handlers:
+        handler.addFilter(_ByOrigin(ours, theirs))
+        root.addHandler(handler)
     root.setLevel(min(ours, theirs, logging.INFO))

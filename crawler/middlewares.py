@@ -29,6 +29,7 @@ from scrapy.utils.response import response_status_message
 from crawler.access import (
     AccessState,
     handshake_request,
+    is_graphql_refusal,
     is_refusal,
     parse_k6_headers,
     token_headers,
@@ -38,7 +39,9 @@ from crawler.errors import GovkzError
 
 log = logging.getLogger(__name__)
 
-MAX_ACCESS_RETRIES = 8  # resends of one request across re-handshakes and strategy changes
+# Resends of one request across re-handshakes and strategy changes: enough for every header
+# strategy twice (a first round and the lap, 7 counted refusals each) before GraphQL.
+MAX_ACCESS_RETRIES = 16
 
 
 class UseRssFallback(IgnoreRequest):
@@ -47,6 +50,11 @@ class UseRssFallback(IgnoreRequest):
 
 class AccessRefused(IgnoreRequest):
     """Every strategy, RSS included, was refused."""
+
+
+class SourceChanged(IgnoreRequest):
+    """The strategy in use reads news from the other source (GraphQL instead of the JSON API,
+    or back): the spider should build this page's request again (GovkzSpider.list_request)."""
 
 
 class AccessMiddleware:
@@ -67,14 +75,20 @@ class AccessMiddleware:
         return mw
 
     async def process_request(self, request: Request, spider: Any = None) -> None:
-        if not request.meta.get("govkz_api"):
+        graphql = bool(request.meta.get("govkz_graphql"))
+        if not request.meta.get("govkz_api") and not graphql:
             return None
         if self._lock is None:
             self._lock = asyncio.Lock()
-        async with self._lock:  # one handshake at a time; the others wait for its result
-            while self.state.needs_handshake:
-                await self._handshake()
+        # The lock only while a handshake is due or under way (a waiter must not go out with
+        # the old session); in an open session a request goes straight on.
+        if self.state.needs_handshake or self._lock.locked():
+            async with self._lock:  # one handshake at a time; the others wait for its result
+                while self.state.needs_handshake:
+                    await self._handshake()
         self._check_usable()
+        if graphql != self.state.using_graphql:
+            raise SourceChanged(f"access: now using {self.state.strategy}")
         for name, value in self.state.headers.items():
             request.headers[name] = value
         request.meta["govkz_ticket"] = self.state.ticket
@@ -119,9 +133,11 @@ class AccessMiddleware:
     def process_response(
         self, request: Request, response: Response, spider: Any = None
     ) -> Request | Response:
-        if not request.meta.get("govkz_api"):
+        graphql = bool(request.meta.get("govkz_graphql"))
+        if not request.meta.get("govkz_api") and not graphql:
             return response
-        if not is_refusal(response.status, response.body):
+        refused = is_graphql_refusal if graphql else is_refusal
+        if not refused(response.status, response.body):
             if 200 <= response.status < 300:
                 self.state.on_success()
             return response

@@ -432,3 +432,160 @@ def schedule_targets(db: Database) -> None:
     )
     # ... and only then the agency: "mod/en" and "mod/ru" are both "mod" now.
     db.execute("UPDATE schedule SET agency = substr(agency, 1, instr(agency, '/') - 1)")
+
+
+@migration
+def agencies_discovered(db: Database) -> None:
+    """`agencies.source`: how the archive learned of an agency. 'discovered' is an agency first
+    seen in the site-wide news stream (its slug as its name until a refresh names it); NULL is
+    one from the registry or gov.kz's directory, as every row before this migration."""
+    db.execute("ALTER TABLE agencies ADD COLUMN source TEXT")
+
+
+@migration
+def create_site_probe(db: Database) -> None:
+    """What a site was found to speak, probed once and remembered like the access strategy:
+    per site (the crawls' `target`), the number of the news list's first page (0 or 1) and the
+    code it takes for Kazakh ('kk' or 'kz'); NULL where not yet known."""
+    db.execute("""
+        CREATE TABLE site_probe (
+            site TEXT PRIMARY KEY,
+            page_base INTEGER,
+            kk_code TEXT,
+            probed_at TEXT NOT NULL
+        )""")
+
+
+@migration
+def create_items_search(db: Database) -> None:
+    """The stemmed shadow index that `search` asks (crawler/search.py): `items_search`, FTS5
+    over each item's word keys (title, body) and two filter columns (agency, lang), contentless
+    (the text is items'), its rowid a sort key (publication second x slot, see
+    crawler.search.key_range), so newest-first top-N is a rowid walk that stops at N.
+    `items_search_keys` maps a key to its item; SQLite 3.40 cannot delete a row of a
+    contentless FTS5 table, so a re-indexed item leaves its old key with NULLs (a tombstone
+    that no join reaches) and takes a new one. Existing items are indexed here, in batches."""
+    from crawler.search import KEY_SLOTS, facet_token, index_text, key_range
+    from crawler.timeutil import parse_iso
+
+    db.execute("""
+        CREATE TABLE items_search_keys (
+            key INTEGER PRIMARY KEY,
+            agency TEXT,
+            id INTEGER,
+            lang TEXT
+        )""")
+    db.execute("CREATE UNIQUE INDEX idx_items_search_keys_item "
+               "ON items_search_keys (agency, id, lang)")
+    db.execute("""
+        CREATE VIRTUAL TABLE items_search USING fts5 (
+            title, body, agency, lang,
+            content = '', tokenize = 'unicode61 remove_diacritics 0', prefix = '2 3'
+        )""")
+    taken: dict[int, int] = {}  # first key of a second -> slots used (the tables start empty)
+    last = 0
+    while True:
+        batch = db.execute(
+            "SELECT rowid, agency, id, lang, title, body_text, published, first_seen FROM items "
+            "WHERE rowid > ? ORDER BY rowid LIMIT 1000", [last]).fetchall()
+        if not batch:
+            break
+        keys, texts = [], []
+        for rowid, agency, item_id, lang, title, body, published, first_seen in batch:
+            last = rowid
+            when = parse_iso(published) or parse_iso(first_seen)
+            if when is None:
+                continue  # no date at all: nothing to order it by (first_seen is NOT NULL)
+            first, _ = key_range(when)
+            slot = taken.get(first, 0)
+            if slot >= KEY_SLOTS:
+                continue
+            taken[first] = slot + 1
+            keys.append((first + slot, agency, item_id, lang))
+            texts.append((first + slot, index_text(title, lang), index_text(body or "", lang),
+                          facet_token(agency), facet_token(lang)))
+        db.conn.executemany("INSERT INTO items_search_keys (key, agency, id, lang) "
+                            "VALUES (?, ?, ?, ?)", keys)
+        db.conn.executemany("INSERT INTO items_search (rowid, title, body, agency, lang) "
+                            "VALUES (?, ?, ?, ?, ?)", texts)
+
+
+@migration
+def create_backfill_cursor(db: Database) -> None:
+    """Where a full-history backfill (`govkz-monitor backfill`, crawler/backfill.py) stands, per
+    target (an agency or '*' for the site-wide list, and a language), so a killed one resumes:
+    `page`, the last page of the newest-first list whose items are all stored (0: none yet) at
+    `page_size`; the oldest item reached (`oldest`, `oldest_id`) and the newest one the backfill
+    started from (`newest`, `newest_id`), for resuming and for the ETA; `total` when the site
+    says how many items the list has; `since`, the date it walks back to (NULL: the first
+    item); `started_at`, `updated_at`, and `finished_at` once it reached the end."""
+    db.execute("""
+        CREATE TABLE backfill_cursor (
+            agency TEXT NOT NULL,
+            lang TEXT NOT NULL,
+            page INTEGER NOT NULL DEFAULT 0,
+            page_size INTEGER NOT NULL,
+            oldest TEXT,
+            oldest_id INTEGER,
+            newest TEXT,
+            newest_id INTEGER,
+            total INTEGER,
+            since TEXT,
+            started_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            finished_at TEXT,
+            PRIMARY KEY (agency, lang)
+        )""")
+
+
+@migration
+def archive_at_scale(db: Database) -> None:
+    """What the archive needs at a million items (crawler/store.py, Archive.save_items):
+
+    * `item_counts`: per agency and language, its items (`items`) and those a feed can show
+      (`complete`: dated, not cut off), kept by triggers on `items` in every writer's own
+      transaction, so the feed groups and the per-agency counts never scan `items`.
+    * `idx_items_agency_published`: an agency's complete items in every language, newest
+      first: the latest 50 read 50 index entries instead of sorting all of them (with `lang`
+      in it, one language's feed filters on the index too).
+    * `item_versions` holds a version's title and bodies only once it is superseded: the
+      current version's row has NULL texts (they are the `items` row's), so a body is stored
+      once, not twice. The columns become nullable (a rebuild) and current rows lose their
+      copy here.
+    """
+    db.execute("""
+        CREATE TABLE item_counts (
+            agency TEXT NOT NULL,
+            lang TEXT NOT NULL,
+            items INTEGER NOT NULL DEFAULT 0,
+            complete INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (agency, lang)
+        ) WITHOUT ROWID""")  # read in key order, from the table itself: no index lookups
+    db.execute("""
+        INSERT INTO item_counts (agency, lang, items, complete)
+        SELECT agency, lang, count(*), sum(incomplete = 0 AND published IS NOT NULL)
+        FROM items GROUP BY agency, lang""")
+    add = """INSERT INTO item_counts (agency, lang, items, complete)
+             VALUES (new.agency, new.lang, 1, new.incomplete = 0 AND new.published IS NOT NULL)
+             ON CONFLICT (agency, lang) DO UPDATE SET items = items + 1,
+                 complete = complete + excluded.complete;"""
+    remove = """UPDATE item_counts SET items = items - 1,
+                    complete = complete - (old.incomplete = 0 AND old.published IS NOT NULL)
+                WHERE agency = old.agency AND lang = old.lang;"""
+    db.execute(f"CREATE TRIGGER items_count_ai AFTER INSERT ON items BEGIN {add} END")
+    db.execute(f"CREATE TRIGGER items_count_ad AFTER DELETE ON items BEGIN {remove} END")
+    db.execute("CREATE TRIGGER items_count_au AFTER UPDATE OF agency, lang, incomplete, "
+               f"published ON items BEGIN {remove} {add} END")
+    db.execute("""
+        CREATE INDEX idx_items_agency_published ON items (agency, published DESC, id DESC, lang)
+        WHERE incomplete = 0 AND published IS NOT NULL""")
+    texts = {"title": False, "body_text": False, "body_html": False}
+    db.table("item_versions").transform(not_null=texts, defaults=dict.fromkeys(texts))
+    db.execute("""
+        UPDATE item_versions SET title = NULL, body_text = NULL, body_html = NULL
+        WHERE EXISTS (SELECT 1 FROM items AS i
+                      WHERE i.agency = item_versions.agency AND i.id = item_versions.id
+                        AND i.lang = item_versions.lang AND i.version = item_versions.version
+                        AND i.title = item_versions.title
+                        AND i.body_text = item_versions.body_text
+                        AND i.body_html = item_versions.body_html)""")

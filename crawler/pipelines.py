@@ -1,30 +1,42 @@
 """Item pipelines: every spider (replay and live) ends here, in this order:
 
-validate (what must never be stored becomes a reject) -> archive (one transaction per item;
-rejects kept in their table) -> feeds (rewritten at the end, for every feed behind the archive).
+validate (what must never be stored becomes a reject) -> archive (one transaction per page:
+a NewsPage's items, rejects, seen items and walk mark together; rejects kept in their table)
+-> feeds (rewritten at the end, for every feed behind the archive).
 
 An unexpected exception in a pipeline costs only its item: it becomes an `unexpected` problem of
-the item's target (the traceback goes to the log), never an `ok` crawl that lost it silently.
+the item's target (the traceback goes to the log), never an `ok` crawl that lost it silently. A
+page that meets one is stored again item by item, so its other items are kept.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 from scrapy.exceptions import DropItem
 
-from crawler.config import default
 from crawler.errors import GovkzError, StoreError
-from crawler.items import LANGS, AgencyRecord, NewsItem, Reject, ResponseSample, SyncMark, is_slug
-from crawler.paths import db_path, feeds_dir
+from crawler.items import (
+    LANGS,
+    AgencyRecord,
+    NewsItem,
+    NewsPage,
+    Reject,
+    ResponseSample,
+    SyncMark,
+    is_slug,
+)
+from crawler.paths import db_path
 from crawler.problems import ProblemKind
 from crawler.summary import CrawlSummary, summary_for
+from crawler.sync import SITE_WIDE, SITE_WIDE_SOURCE
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +51,12 @@ def target_of(item: Any) -> str:
     if isinstance(item, NewsItem):
         if item.source.startswith("snapshot:"):
             return item.source.removeprefix("snapshot:")
+        if item.source == SITE_WIDE_SOURCE:  # filed under its agency, counted for its walk
+            return f"{SITE_WIDE}/{item.lang}"
         return f"{item.agency}/{item.lang}"
+    if isinstance(item, NewsPage):  # the target of its first item or reject
+        first = next(iter([*item.items, *item.rejects]), None)
+        return target_of(first) if first is not None else "crawl"
     agency, lang = getattr(item, "agency", None), getattr(item, "lang", None)
     return f"{agency}/{lang}" if agency and lang else "crawl"
 
@@ -87,8 +104,18 @@ class ValidateItemPipeline(_SummaryAware):
     def process_item(self, item: Any, spider: Any = None) -> Any:
         if isinstance(item, SyncMark | ResponseSample | AgencyRecord | Reject):
             return item
+        if isinstance(item, NewsPage):  # each item checked; a refused one joins the rejects
+            checked = [self.check(news) for news in item.items]
+            item.items = [news for news in checked if isinstance(news, NewsItem)]
+            item.rejects += [news for news in checked if isinstance(news, Reject)]
+            return item
         if not isinstance(item, NewsItem):
             raise DropItem(f"not a NewsItem: {type(item).__name__}")
+        return self.check(item)
+
+    @staticmethod
+    def check(item: NewsItem) -> NewsItem | Reject:
+        """The item, or the reject it becomes."""
         problem = None
         if not is_slug(item.agency):
             problem = f"bad agency slug {item.agency!r}"
@@ -111,6 +138,7 @@ class ArchivePipeline(_SummaryAware):
         super().__init__(crawler)
         self.archive: Any = None
         self.crawl_id: int | None = None
+        self.agencies_seen: set[str] = set()  # of the site-wide stream, during this crawl
 
     def open_spider(self, spider: Any = None) -> None:
         from crawler.store import Archive  # imported here: nothing opens a DB at import time
@@ -136,17 +164,75 @@ class ArchivePipeline(_SummaryAware):
             return item
         if isinstance(item, Reject):
             return self._reject(item)
-        target = self.summary.target(target_of(item))
-        target.found += 1
-        try:
-            outcome = self.archive.save_item(item, crawl_id=self.crawl_id)
-        except StoreError as exc:  # disk full, read-only: the item is not stored, say so
-            target.add(ProblemKind.STORE, f"{_describe(item)} not stored: {exc}", item.url)
-            raise DropItem(str(exc)) from None
-        setattr(target, outcome.value, getattr(target, outcome.value) + 1)
-        if item.incomplete:
-            target.incomplete.append(f"{_describe(item)}: cut off, no date; archived, not in feeds")
+        if isinstance(item, NewsPage):
+            return self._page(item)
+        self._page(NewsPage([item]))
         return item
+
+    def _page(self, page: NewsPage) -> NewsPage:
+        """Store a page in one transaction: its rejects, items, seen items, the agencies the
+        site-wide stream names for the first time in this crawl, then its walk mark (after
+        the items: a crash never moves a mark past an item not stored). On a store failure
+        nothing of it is stored and each item says so; on an unexpected exception it is
+        stored again item by item, so only what fails is lost."""
+        if page.empty:
+            return page
+        counted = [(news, self.summary.target(target_of(news))) for news in page.items]
+        for _, target in counted:
+            target.found += 1
+        discover = list(dict.fromkeys(
+            news.agency for news in page.items
+            if news.source == SITE_WIDE_SOURCE and news.agency not in self.agencies_seen))
+        archive = self.archive
+        try:
+            with archive.transaction(f"store a page of {target_of(page)}"):
+                for reject in page.rejects:
+                    archive.save_reject(reject, crawl_id=self.crawl_id)
+                outcomes = archive.save_items(page.items, crawl_id=self.crawl_id)
+                archive.touch(page.seen)
+                new = [slug for slug in discover if archive.discover_agency(slug)]
+                for mark in page.marks:
+                    archive.monitor.set_high_water(mark.agency, mark.lang, mark.newest)
+        except StoreError as exc:  # disk full, read-only: nothing is stored, say so
+            for news, target in counted:
+                target.add(ProblemKind.STORE, f"{_describe(news)} not stored: {exc}", news.url)
+            for reject in page.rejects:
+                self.summary.target(target_of(reject)).add(
+                    ProblemKind.STORE, f"a reject of {reject.target} not stored: {exc}")
+                self._count_reject(reject)
+            raise DropItem(str(exc)) from None
+        except Exception:  # noqa: BLE001 - contained below, item by item, and logged
+            if len(page.items) + len(page.rejects) <= 1:
+                raise  # nothing else to save: guarded() names it
+            log.exception("unexpected error storing a page of %s; storing it item by item",
+                          target_of(page))
+            for _, target in counted:
+                target.found -= 1
+            self._one_by_one(page)
+            return page
+        self.agencies_seen.update(discover)
+        for (news, target), outcome in zip(counted, outcomes, strict=True):
+            setattr(target, outcome.value, getattr(target, outcome.value) + 1)
+            if news.agency in new and news.source == SITE_WIDE_SOURCE:
+                new.remove(news.agency)
+                target.discovered += 1
+                log.info("discovered agency %s in the site-wide news", news.agency)
+            if news.incomplete:
+                target.incomplete.append(
+                    f"{_describe(news)}: cut off, no date; archived, not in feeds")
+        for reject in page.rejects:
+            self._count_reject(reject)
+        return page
+
+    def _one_by_one(self, page: NewsPage) -> None:
+        """A page that met an unexpected exception, stored one element at a time, each
+        contained on its own (guarded): the old one-transaction-per-item path."""
+        for element in [*page.rejects, *page.items]:
+            with contextlib.suppress(DropItem):
+                self.process_item(element)
+        if page.seen or page.marks:
+            with contextlib.suppress(DropItem):
+                self.process_item(NewsPage(seen=page.seen, marks=page.marks))
 
     def _reject(self, reject: Reject) -> Reject:
         target = self.summary.target(target_of(reject))
@@ -154,9 +240,13 @@ class ArchivePipeline(_SummaryAware):
             self.archive.save_reject(reject, crawl_id=self.crawl_id)
         except StoreError as exc:
             target.add(ProblemKind.STORE, f"a reject of {reject.target} not stored: {exc}")
-        target.reject(reject.describe(), reject.reason, reject.url)
-        log.warning("rejected %s", reject.describe())
+        self._count_reject(reject)
         return reject
+
+    def _count_reject(self, reject: Reject) -> None:
+        self.summary.target(target_of(reject)).reject(reject.describe(), reject.reason,
+                                                      reject.url)
+        log.warning("rejected %s", reject.describe())
 
     def close_spider(self, spider: Any = None) -> None:
         if self.archive is None:
@@ -192,29 +282,11 @@ class FeedsPipeline(_SummaryAware):
             self.summary.target("feeds").add(ProblemKind.STORE, f"cannot write the feeds: {exc}")
 
 
-def publish(settings: Any, *, full: bool = False) -> Any:
-    """Write the feeds from the archive: those behind it (Archive.feeds_behind), whatever crawl
-    stored the change; every feed when `full` or when there are no feeds yet."""
-    from crawler.directory import load_registry
-    from crawler.feeds import FeedReport, write_feeds
-    from crawler.store import Archive
+def publish(settings: Any, *, full: bool = False,
+            targets: Iterable[tuple[str, str]] | None = None) -> Any:
+    """Write the feeds from the archive: those behind it, whatever crawl stored the change, and
+    those the enabled agencies (or `targets`, (agency, lang) pairs) lack; every feed when
+    `full` or when there are no feeds yet (crawler/feed_publish.py)."""
+    from crawler.feed_publish import publish as publish_feeds
 
-    out = feeds_dir(settings)
-    archive = Archive.open(db_path(settings))
-    try:
-        behind = archive.feeds_behind()
-        everything = full or not (out / "index.opml").exists()
-        if not everything and not behind:
-            return FeedReport()  # a quiet cycle: no feed is behind, so none is even rendered
-        report = write_feeds(
-            archive,
-            out,
-            base_url=settings.get("GOVKZ_PUBLIC_URL"),
-            registry=load_registry(settings),
-            limit=settings.getint("GOVKZ_FEED_LIMIT", default("crawl.feed_limit")),
-            agencies=None if everything else {agency for agency, _ in behind},
-        )
-        archive.feeds_published(behind)
-        return report
-    finally:
-        archive.close()
+    return publish_feeds(settings, full=full, targets=targets)

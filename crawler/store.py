@@ -16,8 +16,7 @@ import os
 import sqlite3
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
-from enum import StrEnum
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,39 +28,40 @@ from crawler.items import LANGS, NewsItem, Reject
 from crawler.liveness import is_running, start_time
 from crawler.migrations import migrate, one_line, writing
 from crawler.problems import Problem, ProblemKind
+from crawler.save_plan import (
+    ITEM_COLUMNS,
+    STORED_COLUMNS,
+    VERSION_COLUMNS,
+    SavePlan,
+    SaveResult,
+    content_hash,
+    distinct_runs,
+    plan_save,
+)
+from crawler.search import KEY_SLOTS, facet_token, index_text, key_range
+from crawler.search import parse as parse_query
 from crawler.store_monitor import Monitor, Target
-from crawler.timeutil import ALMATY, isoformat, localize, utcnow
+from crawler.timeutil import ALMATY, isoformat, localize, require_iso, utcnow
 
 CRAWL_STATUSES = ("running", "ok", "partial", "failed", "killed")
 CRAWL_COUNTS = ("found", "new", "updated", "unchanged", "rejected", "incomplete")
 AGENCY_FIELDS = ("enabled", "parent", "kind")
 ITEM_ORDER = "published DESC, id DESC"
 KEY_WHERE = "agency = ? AND lang = ?"
-FTS_ORDER = f"items_fts.rank, {ITEM_ORDER}"
 # Parameters per IN (...) query: well under SQLite's oldest limit of 999 variables.
 CHUNK = 500
-
-
-class SaveResult(StrEnum):
-    NEW = "new"
-    UPDATED = "updated"
-    UNCHANGED = "unchanged"
+# An item of a JSON list of [agency, id, lang] keys (json_each AS k), joined on the primary
+# key: one query for any mix of agencies and languages. (A row-value IN (VALUES ...) would
+# scan `items` in SQLite 3.40.)
+_KEY_JOIN = ("items.agency = json_extract(k.value, '$[0]') "
+             "AND items.id = json_extract(k.value, '$[1]') "
+             "AND items.lang = json_extract(k.value, '$[2]')")
+_KEYS_ROWIDS = f"SELECT items.rowid FROM json_each(?) AS k JOIN items ON {_KEY_JOIN}"
 
 
 def _stamp(now: datetime | None) -> str:
     """A bookkeeping timestamp (first_seen, started, ...): UTC, ISO 8601 with offset."""
     return isoformat(localize(now or utcnow()).astimezone(UTC))
-
-
-def _published(value: datetime | None) -> str | None:
-    # gov.kz local time for every item, so that string order is time order (except for the
-    # hour repeated when Almaty moved from UTC+6 to UTC+5 on 2024-03-01).
-    return isoformat(localize(value).astimezone(ALMATY)) if value else None
-
-
-def _merge(old: list[str], new: list[str]) -> list[str]:
-    """Ordered union: the old categories first, then the new ones not seen before."""
-    return list(dict.fromkeys([*old, *new]))
 
 
 def _decode_item(row: dict[str, Any]) -> dict[str, Any]:
@@ -92,6 +92,16 @@ class Archive:
             db = Database(path)
             try:
                 db.enable_wal()  # readers (feeds, the HTTP server) never wait for the crawler
+                # In WAL mode NORMAL syncs at checkpoints, not at every commit: a commit per
+                # page costs no fsync. Every transaction stays atomic and a killed process
+                # loses nothing it committed; a power cut may lose the last commits, never
+                # half of one, and a walk's mark goes with its items, so the next crawl
+                # fetches them again (SQLite recommends NORMAL with WAL).
+                db.execute("PRAGMA synchronous = NORMAL")
+                # A crawl commits a page at a time; the commit that finds the WAL over this
+                # many pages checkpoints it (copy + fsync). Every 16 MB instead of SQLite's 4
+                # MB: a quarter of the syncs, for a WAL file of at most about 16 MB.
+                db.execute("PRAGMA wal_autocheckpoint = 4000")
                 migrate(db)
                 archive = cls(db)
                 archive.mark_killed_crawls()
@@ -102,13 +112,6 @@ class Archive:
             raise StoreError(f"cannot open archive {path}: {one_line(exc)}") from exc
         return archive
 
-    @classmethod
-    def memory(cls) -> Archive:
-        """A migrated in-memory archive, for tests."""
-        db = Database(memory=True)
-        migrate(db)
-        return cls(db)
-
     def close(self) -> None:
         self.db.close()
 
@@ -117,6 +120,12 @@ class Archive:
     def _writing(self, what: str) -> AbstractContextManager[None]:
         """One transaction (BEGIN IMMEDIATE); a database failure is a StoreError."""
         return writing(self.db, what)
+
+    def transaction(self, what: str) -> AbstractContextManager[None]:
+        """One write transaction around several saves (a page's items, rejects and walk mark:
+        crawler/pipelines.py); the saves inside nest as savepoints, so all of it is stored or,
+        on a failure, none (a StoreError saying `what` could not be done)."""
+        return self._writing(what)
 
     def _table(self, name: str) -> Table:
         # Cached: db.table() looks the name up among the views on every call.
@@ -252,60 +261,106 @@ class Archive:
 
     # --- items ----------------------------------------------------------------------------
 
-    @staticmethod
-    def content_hash(item: NewsItem) -> str:
-        """SHA-256 of what a reader sees change: title, body_html and body_text."""
-        digest = hashlib.sha256()
-        for part in (item.title, item.body_html, item.body_text):
-            digest.update(part.encode())
-            digest.update(b"\0")  # a separator, so ("ab", "") and ("a", "b") differ
-        return digest.hexdigest()
+    content_hash = staticmethod(content_hash)
 
     def save_item(
         self, item: NewsItem, *, crawl_id: int | None = None, now: datetime | None = None
     ) -> SaveResult:
         """Store `item` in one transaction: a crash never leaves half an item behind."""
-        stamp = _stamp(now)
-        digest = self.content_hash(item)
-        with self._writing(f"save {item.agency}/{item.id}/{item.lang}"):
-            row = self._get_raw(item.agency, item.id, item.lang)
-            if row is None:
-                self._insert_new(item, digest, stamp, crawl_id)
-                self._feed_behind(item)
-                return SaveResult.NEW
-            key = (item.agency, item.id, item.lang)
-            items = self._table("items")
-            if item.incomplete and not row["incomplete"]:
-                # A cut-off copy of an item we hold complete: never downgrade it.
-                items.update(key, {"last_seen": stamp})
-                return SaveResult.UNCHANGED
-            changes = self._metadata_changes(row, item)
-            changes["last_seen"] = stamp
-            result = SaveResult.UNCHANGED
-            if row["incomplete"] and not item.incomplete:
-                changes |= {"published": _published(item.published), "incomplete": 0}
-                result = SaveResult.UPDATED
-            if digest != row["content_hash"]:
-                version = row["version"] + 1
-                changes |= {
-                    "title": item.title, "body_text": item.body_text, "body_html": item.body_html,
-                    "summary": item.summary or row["summary"], "content_hash": digest,
-                    "source": item.source or row["source"], "version": version, "updated": stamp,
-                }  # fmt: skip
-                self._insert_version(item, version, digest, stamp, crawl_id)
-                result = SaveResult.UPDATED
-            items.update(key, changes)
-            if result is SaveResult.UPDATED:
-                self._feed_behind(item)
-            return result
+        return self.save_items([item], crawl_id=crawl_id, now=now)[0]
 
-    def _feed_behind(self, item: NewsItem) -> None:
-        # In the item's own transaction: a change stored is a change the feeds will show.
-        self.db.execute(
-            """INSERT INTO feed_marks (agency, lang, seq) VALUES (?, ?, 1)
-               ON CONFLICT (agency, lang) DO UPDATE SET seq = seq + 1""",
-            [item.agency, item.lang],
-        )
+    def save_items(
+        self, items: Iterable[NewsItem], *, crawl_id: int | None = None,
+        now: datetime | None = None,
+    ) -> list[SaveResult]:
+        """Store a page of items in one transaction (all of them or, on a failure, none: a
+        crash never leaves half an item behind); their results in order. An unchanged item
+        costs no write of its own: the stored hashes come in one query, and `last_seen` of the
+        page's unchanged items is one statement (crawler/save_plan.py decides the rest)."""
+        batch = list(items)
+        if not batch:
+            return []
+        stamp = _stamp(now)
+        first = batch[0]
+        what = (f"save {first.agency}/{first.id}/{first.lang}" if len(batch) == 1
+                else f"save {len(batch)} items of {first.agency}/{first.lang}")
+        results: list[SaveResult] = []
+        with self._writing(what):
+            for run in distinct_runs(batch):
+                plan = plan_save(run, self._stored([item.key for item in run]), stamp, crawl_id)
+                self._write_plan(plan, stamp)
+                results += plan.results
+        return results
+
+    def touch(self, keys: Iterable[tuple[str, int, str]], *, now: datetime | None = None) -> None:
+        """Set `last_seen` of these stored items (agency, id, lang) to now: items a crawl saw
+        in a list and judged unchanged by their hash alone. One statement per CHUNK of keys."""
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return
+        stamp = _stamp(now)
+        with self._writing(f"record {len(wanted)} items as seen"):
+            for start in range(0, len(wanted), CHUNK):
+                self.db.execute(
+                    f"UPDATE items SET last_seen = ? WHERE rowid IN ({_KEYS_ROWIDS})",
+                    [stamp, json.dumps(wanted[start : start + CHUNK])])
+
+    def _stored(self, keys: list[tuple[str, int, str]]) -> dict[tuple[str, int, str], Any]:
+        """The stored rows of `keys` (STORED_COLUMNS and rowid, no bodies), in one query for
+        any mix of agencies and languages (a site-wide page has many)."""
+        columns = ", ".join(f"items.{name}" for name in STORED_COLUMNS)
+        cursor = self.db.execute(
+            f"""SELECT items.rowid AS rowid, items.agency, items.id, items.lang, {columns}
+                FROM json_each(?) AS k JOIN items ON {_KEY_JOIN}""", [json.dumps(keys)])
+        names = [d[0] for d in cursor.description]
+        rows = (dict(zip(names, values, strict=True)) for values in cursor)
+        return {(row["agency"], row["id"], row["lang"]): row for row in rows}
+
+    def _write_plan(self, plan: SavePlan, stamp: str) -> None:
+        """Apply a plan inside the caller's transaction, a few executemany calls for the
+        whole page. Plain sqlite3 here rather than sqlite-utils' insert_all/update: these
+        run per page on every crawl, and the Table API re-derives the columns of every
+        record and, for update, reads each row back (it measured several times slower on
+        ingestion, tests/benchmarks); the statements are fixed and the columns known."""
+        conn = self.db.conn
+        if plan.superseded:
+            # Before the items change: the outgoing version keeps the text it had (its row
+            # held NULL texts while it was current). An archive whose rows were written
+            # behind the store's back may lack that version's row: it is written whole.
+            conn.executemany(
+                """INSERT INTO item_versions (agency, id, lang, version, title, body_text,
+                                              body_html, content_hash, seen_at)
+                   SELECT agency, id, lang, version, title, body_text, body_html,
+                          content_hash, updated FROM items WHERE rowid = ?
+                   ON CONFLICT (agency, id, lang, version) DO UPDATE SET
+                       title = excluded.title, body_text = excluded.body_text,
+                       body_html = excluded.body_html
+                   WHERE item_versions.title IS NULL""",
+                [(rowid,) for rowid in plan.superseded])
+        if plan.inserts:
+            marks = ", ".join("?" * len(ITEM_COLUMNS))
+            conn.executemany(f"INSERT INTO items ({', '.join(ITEM_COLUMNS)}) VALUES ({marks})",
+                             plan.inserts)
+        for columns, values in plan.updates.items():
+            assignments = ", ".join(f"{name} = ?" for name in columns)
+            conn.executemany(f"UPDATE items SET {assignments} WHERE rowid = ?", values)
+        for start in range(0, len(plan.seen), CHUNK):
+            chunk = plan.seen[start : start + CHUNK]
+            conn.execute(f"UPDATE items SET last_seen = ? WHERE rowid IN "
+                         f"({', '.join('?' * len(chunk))})", [stamp, *chunk])
+        if plan.versions:
+            marks = ", ".join("?" * len(VERSION_COLUMNS))
+            conn.executemany(f"INSERT INTO item_versions ({', '.join(VERSION_COLUMNS)}) "
+                             f"VALUES ({marks})", plan.versions)
+        if plan.reindex:
+            self._index_search(plan.reindex)
+        if plan.behind:
+            # In the items' own transaction: a change stored is a change the feeds will
+            # show. Once per feed and page, by the number of its changes.
+            conn.executemany(
+                """INSERT INTO feed_marks (agency, lang, seq) VALUES (?, ?, ?)
+                   ON CONFLICT (agency, lang) DO UPDATE SET seq = seq + excluded.seq""",
+                [(agency, lang, n) for (agency, lang), n in plan.behind.items()])
 
     # --- feed marks -----------------------------------------------------------------------
 
@@ -323,43 +378,6 @@ class Archive:
                     """UPDATE feed_marks SET published_seq = MAX(published_seq, ?)
                        WHERE agency = ? AND lang = ?""", [seq, agency, lang],
                 )
-
-    @staticmethod
-    def _metadata_changes(row: dict[str, Any], item: NewsItem) -> dict[str, Any]:
-        """What a re-seen item adds without changing its content: views, categories, gaps."""
-        changes: dict[str, Any] = {}
-        if item.views is not None and item.views != row["views"]:
-            changes["views"] = item.views
-        old = json.loads(row["categories"] or "[]")
-        merged = _merge(old, item.categories)
-        if merged != old:
-            changes["categories"] = json.dumps(merged, ensure_ascii=False)
-        if not row["image"] and item.image:
-            changes["image"] = item.image
-        if not row["summary"] and item.summary:
-            changes["summary"] = item.summary
-        return changes
-
-    def _insert_new(self, item: NewsItem, digest: str, stamp: str, crawl_id: int | None) -> None:
-        self._table("items").insert({
-            "agency": item.agency, "id": item.id, "lang": item.lang,
-            "published": _published(item.published), "title": item.title, "url": item.url,
-            "summary": item.summary, "body_text": item.body_text, "body_html": item.body_html,
-            "categories": json.dumps(_merge([], item.categories), ensure_ascii=False),
-            "image": item.image, "views": item.views, "incomplete": int(item.incomplete),
-            "source": item.source, "content_hash": digest, "version": 1,
-            "updated": stamp, "first_seen": stamp, "last_seen": stamp,
-        })  # fmt: skip
-        self._insert_version(item, 1, digest, stamp, crawl_id)
-
-    def _insert_version(
-        self, item: NewsItem, version: int, digest: str, stamp: str, crawl_id: int | None
-    ) -> None:
-        self._table("item_versions").insert({
-            "agency": item.agency, "id": item.id, "lang": item.lang, "version": version,
-            "title": item.title, "body_text": item.body_text, "body_html": item.body_html,
-            "content_hash": digest, "seen_at": stamp, "crawl_id": crawl_id,
-        })  # fmt: skip
 
     def _get_raw(self, agency: str, item_id: int, lang: str) -> dict[str, Any] | None:
         return self._get("items", (agency, item_id, lang))
@@ -381,8 +399,19 @@ class Archive:
         return found
 
     def versions(self, agency: str, item_id: int, lang: str) -> list[dict]:
-        return self._where("item_versions", f"{KEY_WHERE} AND id = ?", [agency, lang, item_id],
-                           order_by="version")
+        """Every version of an item, oldest first, each with its own title and bodies: the
+        current version's row holds NULL texts (they are the item's, stored once), filled in
+        here from `items`."""
+        return self._rows(
+            """SELECT v.agency, v.id, v.lang, v.version,
+                      coalesce(v.title, i.title) AS title,
+                      coalesce(v.body_text, i.body_text) AS body_text,
+                      coalesce(v.body_html, i.body_html) AS body_html,
+                      v.content_hash, v.seen_at, v.crawl_id
+               FROM item_versions AS v
+               LEFT JOIN items AS i ON i.agency = v.agency AND i.id = v.id AND i.lang = v.lang
+               WHERE v.agency = ? AND v.lang = ? AND v.id = ? ORDER BY v.version""",
+            [agency, lang, item_id])
 
     def translations(self, agency: str, item_id: int) -> dict[str, str]:
         rows = self._where("items", "agency = ? AND id = ?", [agency, item_id],
@@ -405,26 +434,94 @@ class Archive:
         return [_decode_item(row) for row in rows]
 
     def feed_groups(self) -> list[tuple[str, str]]:
-        rows = self._rows(
-            "SELECT DISTINCT agency, lang FROM items WHERE incomplete = 0 "
-            "AND published IS NOT NULL ORDER BY agency, lang"
-        )
-        return [(row["agency"], row["lang"]) for row in rows]
+        """Every (agency, lang) with an item a feed can show (dated, not cut off), in order:
+        read from `item_counts` (one row per group, kept by triggers), not from `items`."""
+        # Plain tuples, not sqlite-utils' dict rows: a publish reads one per feed (9,000).
+        rows = self.db.execute("SELECT agency, lang FROM item_counts WHERE complete > 0 "
+                               "ORDER BY agency, lang")
+        return [(agency, lang) for agency, lang in rows]
 
-    def search(self, query: str, limit: int = 20) -> list[dict]:
-        """Items whose title or body contains every word of `query`, best match first.
+    def search(
+        self,
+        query: str,
+        limit: int = 20,
+        *,
+        agency: str | None = None,
+        lang: str | None = None,
+        since: datetime | date | str | None = None,
+    ) -> list[dict]:
+        """Items matching `query` (crawler/search.py: word forms, OR, "phrases", -word,
+        prefix*), newest first; only of `agency`, in `lang`, published at or after `since`.
 
-        sqlite-utils' quote_fts() quotes each word, so FTS5 syntax in user input (AND, NOT, *,
-        :, parentheses) is literal; a "quoted phrase" stays a phrase, and an unbalanced quote
-        is closed. A query with no word left finds nothing.
+        Each hit is the item's row (as get_item) plus `agency_name` (the archive's name of the
+        agency in the hit's language, None when unknown) and `snippet` (plain text around the
+        first match). A query with nothing to look for finds nothing; one that cannot be run
+        (only exclusions, too long) raises crawler.search.QueryError; `since` not a date,
+        ValueError. One index walk in rowid (= publication) order that stops at `limit`
+        (crawler/migrations.py, create_items_search): no sort, however common the word.
         """
-        match = self.db.quote_fts(query)
-        if not match:
+        parsed = parse_query(query)
+        if parsed.empty or limit < 1:
             return []
-        items = self._table("items")
-        columns = [column.name for column in items.columns]  # not the rowid search() adds
-        rows = items.search(match, order_by=FTS_ORDER, columns=columns, limit=limit)
-        return [_decode_item(row) for row in rows]
+        first = key_range(require_iso(since))[0] if since is not None else 0
+        rows = self._rows(
+            """SELECT items.*, a.name_kk AS _name_kk, a.name_ru AS _name_ru,
+                      a.name_en AS _name_en
+               FROM items_search
+               JOIN items_search_keys AS k ON k.key = items_search.rowid
+               JOIN items ON items.agency = k.agency AND items.id = k.id AND items.lang = k.lang
+               LEFT JOIN agencies AS a ON a.slug = items.agency
+               WHERE items_search MATCH ? AND items_search.rowid >= ?
+               ORDER BY items_search.rowid DESC LIMIT ?""",
+            [parsed.match(lang=lang, agency=agency), first, limit],
+        )
+        hits = []
+        for row in rows:
+            names = {code: row.pop(f"_name_{code}") for code in ("kk", "ru", "en")}
+            hit = _decode_item(row)
+            hit["agency_name"] = names.get(hit["lang"]) or names["en"] or names["ru"] \
+                or names["kk"]
+            hit["snippet"] = parsed.snippet(hit["title"], hit["body_text"], hit["lang"])
+            hits.append(hit)
+        return hits
+
+    def search_stamp(self) -> int:
+        """A number that grows with every new or edited item (the sum of the feed marks'
+        counters, bumped in the item's own transaction): a cached search result is current
+        while it is unchanged. One row per agency and language, no item is read."""
+        (total,) = self.db.execute("SELECT coalesce(sum(seq), 0) FROM feed_marks").fetchone()
+        return int(total)
+
+    def _index_search(self, entries: list[tuple[NewsItem, datetime]]) -> None:
+        """(Re-)index stored items in the stemmed shadow index, in the save's transaction: an
+        old key of an item (if any) becomes a tombstone, it takes a new key in the second of
+        its instant. Batched: the highest key taken in each second the batch needs is one
+        query, then every write is one executemany."""
+        conn = self.db.conn
+        firsts = [key_range(when)[0] for _, when in entries]
+        tops = dict(conn.execute(
+            """SELECT value, (SELECT max(key) FROM items_search_keys
+                              WHERE key >= value AND key < value + ?)
+               FROM json_each(?)""", [KEY_SLOTS, json.dumps(sorted(set(firsts)))]))
+        keys, texts = [], []
+        for (item, _), first in zip(entries, firsts, strict=True):
+            top = tops.get(first)
+            new = first if top is None else top + 1
+            if new >= first + KEY_SLOTS:
+                raise StoreError(f"cannot index {item.agency}/{item.id}/{item.lang}: too many "
+                                 "items in the same second")
+            tops[first] = new
+            keys.append((new, *item.key))
+            texts.append((new, index_text(item.title, item.lang),
+                          index_text(item.body_text or "", item.lang), facet_token(item.agency),
+                          facet_token(item.lang)))
+        conn.executemany("UPDATE items_search_keys SET agency = NULL, id = NULL, lang = NULL "
+                         "WHERE agency = ? AND id = ? AND lang = ?",
+                         [item.key for item, _ in entries])
+        conn.executemany("INSERT INTO items_search_keys (key, agency, id, lang) "
+                         "VALUES (?, ?, ?, ?)", keys)
+        conn.executemany("INSERT INTO items_search (rowid, title, body, agency, lang) "
+                         "VALUES (?, ?, ?, ?, ?)", texts)
 
     # --- agencies -------------------------------------------------------------------------
 
@@ -470,29 +567,161 @@ class Archive:
         return [{**row, "enabled": bool(row["enabled"])} for row in rows]
 
     def item_counts(self) -> dict[str, int]:
-        rows = self._rows("SELECT agency, count(*) AS n FROM items GROUP BY agency")
-        return {row["agency"]: row["n"] for row in rows}
+        """{agency: items in every language}, from `item_counts` (kept by triggers on
+        `items`): one row per agency and language is read, no item."""
+        rows = self.db.execute("SELECT agency, sum(items) AS n FROM item_counts "
+                               "GROUP BY agency HAVING n > 0")
+        return {agency: n for agency, n in rows}
 
-    # --- for callers outside the store's owners: archive.monitor, as it was spelled --------
-    # crawler/commands.py (last_strategy), scheduler/commands.py (schedule, incidents),
-    # tests/test_crawl_faults.py (high_water, samples), tests/test_status_browser.py
-    # (save_schedule). New code calls archive.monitor.
+    # --- web pages (scheduler/site_pages.py) ----------------------------------------------
 
-    def high_water(self, agency: str, lang: str) -> datetime | None:
-        return self.monitor.high_water(agency, lang)
+    def agency(self, slug: str) -> dict | None:
+        """The `agencies` row of `slug` (names, kind, enabled), or None."""
+        row = self._get("agencies", slug)
+        return {**row, "enabled": bool(row["enabled"])} if row else None
 
-    def samples(self, agency: str | None = None, limit: int = 20) -> list[dict]:
-        return self.monitor.samples(agency, limit)
+    def lang_counts(self, agency: str) -> dict[str, int]:
+        """{lang: items} of one agency, from `item_counts` (kept by triggers on `items`)."""
+        rows = self._where("item_counts", "agency = ? AND items > 0", [agency],
+                           order_by="lang", select="lang, items AS n")
+        return {row["lang"]: row["n"] for row in rows}
 
-    def last_strategy(self, site: str) -> str | None:
-        return self.monitor.last_strategy(site)
+    def latest_items(self, agency: str, limit: int = 30) -> list[dict]:
+        """The agency's newest complete items in every language, newest first, without bodies.
 
-    def schedule(self) -> dict[str, dict[str, Any]]:
-        """The schedule by target key ("agency/lang"; JSON-friendly): monitor.schedule()."""
-        return {target.key: row for target, row in self.monitor.schedule().items()}
+        One index range per language (agency, lang, published), merged here: a single ORDER BY
+        over all of the agency's languages would sort every item it ever published."""
+        found: list[dict] = []
+        for lang in LANGS:
+            found += self._where(
+                "items", f"{KEY_WHERE} AND incomplete = 0 AND published IS NOT NULL",
+                [agency, lang], order_by=ITEM_ORDER, limit=limit,
+                select="agency, id, lang, title, published, url, summary, version, updated")
+        found.sort(key=lambda row: (row["published"], row["id"]), reverse=True)
+        return found[:limit]
 
-    def save_schedule(self, target: Target | str, **fields: Any) -> None:
-        self.monitor.save_schedule(Target.of(target), **fields)
+    def item_languages(self, agency: str, item_id: int) -> dict[str, dict]:
+        """{lang: item} of every language the archive holds item `item_id` of `agency` in
+        (a prefix of the primary key)."""
+        rows = self._where("items", "agency = ? AND id = ?", [agency, item_id], order_by="lang")
+        return {row["lang"]: _decode_item(row) for row in rows}
 
-    def incidents(self, limit: int = 50) -> list[dict]:
-        return self.monitor.incidents(limit)
+    # --- health and the status page ---------------------------------------------------------
+
+    def recent_published(self, targets: Iterable[Target], per_target: int = 31
+                         ) -> dict[Target, list[datetime]]:
+        """Per target, the publication dates of its newest `per_target` complete items, newest
+        first (an agency's rhythm, scheduler/incidents.py). One query: a correlated subquery
+        per target that reads the (agency, lang, published) index backwards."""
+        wanted = [[t.agency, t.lang] for t in dict.fromkeys(targets)]
+        if not wanted:
+            return {}
+        rows = self._rows(
+            """SELECT t.agency, t.lang, (
+                   SELECT json_group_array(published) FROM (
+                       SELECT published FROM items AS i
+                       WHERE i.agency = t.agency AND i.lang = t.lang
+                         AND i.published IS NOT NULL AND i.incomplete = 0
+                       ORDER BY i.published DESC LIMIT ?)) AS dates
+               FROM (SELECT json_extract(value, '$[0]') AS agency,
+                            json_extract(value, '$[1]') AS lang
+                     FROM json_each(?)) AS t""",
+            [per_target, json.dumps(wanted)],
+        )
+        found: dict[Target, list[datetime]] = {}
+        for row in rows:
+            dates = [require_iso(value) for value in json.loads(row["dates"] or "[]")]
+            found[Target(row["agency"], row["lang"])] = sorted(dates, reverse=True)
+        return found
+
+    def daily_counts(self, since: date) -> dict[str, dict[date, int]]:
+        """Items published on each gov.kz local day from `since` on, per agency (every
+        language): {agency: {day: n}}. One grouped query over the `published` index; the
+        archive keeps `published` in Almaty time, so its first 10 characters are the day."""
+        rows = self._rows(
+            "SELECT agency, substr(published, 1, 10) AS day, count(*) AS n FROM items "
+            "WHERE published >= ? GROUP BY agency, day",
+            [since.isoformat()],
+        )
+        found: dict[str, dict[date, int]] = {}
+        for row in rows:
+            try:
+                day = date.fromisoformat(row["day"])
+            except (TypeError, ValueError):
+                continue  # not a date: nothing to draw
+            found.setdefault(row["agency"], {})[day] = row["n"]
+        return found
+
+    # --- the site-wide stream (crawler/spiders/govkz.py, crawler/pipelines.py) ---------------
+
+    def known_hashes_filed(
+        self, lang: str, keys: Iterable[tuple[str, int]]
+    ) -> dict[tuple[str, int], str]:
+        """{(agency, id): content_hash} of those (agency, id) `keys` already stored in `lang`:
+        known_hashes for a page of the site-wide list, whose items belong to many agencies."""
+        wanted = set(keys)
+        ids = list(dict.fromkeys(item_id for _, item_id in wanted))
+        found: dict[tuple[str, int], str] = {}
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            rows = self._where("items", f"lang = ? AND id IN ({marks})", [lang, *chunk],
+                               select="agency, id, content_hash")
+            found.update(((row["agency"], row["id"]), row["content_hash"]) for row in rows
+                         if (row["agency"], row["id"]) in wanted)
+        return found
+
+    def discover_agency(self, slug: str, *, now: datetime | None = None) -> bool:
+        """Add an agency first seen in the news (source 'discovered', its slug as its name
+        until a refresh names it); True if it was new. A known agency is left as it is."""
+        stamp = _stamp(now)
+        with self._writing(f"discover agency {slug}"):
+            # SQL: insert unless present, in one statement (upsert_agency would rename it).
+            cursor = self.db.execute(
+                """INSERT INTO agencies (slug, name_kk, name_ru, name_en, source, first_seen,
+                                         updated)
+                   VALUES (?, ?, ?, ?, 'discovered', ?, ?) ON CONFLICT (slug) DO NOTHING""",
+                [slug, slug, slug, slug, stamp, stamp],
+            )
+            return cursor.rowcount == 1
+
+    # --- the daemon's batches (scheduler/batching.py) ---------------------------------------
+
+    def recent_rates(self, since: datetime) -> dict[Target, int]:
+        """Items published at or after `since`, per agency x language: how busy each target
+        is, to crawl the busiest first. One grouped query over the `published` index (stored
+        in Almaty time, so `since` is compared in that form)."""
+        rows = self._rows(
+            "SELECT agency, lang, count(*) AS n FROM items WHERE published >= ? "
+            "GROUP BY agency, lang",
+            [isoformat(localize(since).astimezone(ALMATY))],
+        )
+        found: dict[Target, int] = {}
+        for row in rows:
+            try:
+                found[Target(row["agency"], row["lang"])] = int(row["n"])
+            except ValueError:
+                continue  # not a target's name (an old row): no rate to rank by
+        return found
+
+    # --- feeds: batch reads ------------------------------------------------------------------
+
+    def translations_of(
+        self, keys: Iterable[tuple[str, int]]
+    ) -> dict[tuple[str, int], dict[str, str]]:
+        """{(agency, id): {lang: url}} for many items at once: what translations() answers for
+        one, in one primary-key query per agency and chunk instead of one per item (a feed of
+        50 entries asks for 50)."""
+        by_agency: dict[str, list[int]] = {}
+        for agency, item_id in dict.fromkeys(keys):
+            by_agency.setdefault(agency, []).append(item_id)
+        found: dict[tuple[str, int], dict[str, str]] = {}
+        for agency, ids in by_agency.items():
+            for start in range(0, len(ids), CHUNK):
+                chunk = ids[start : start + CHUNK]
+                marks = ", ".join("?" * len(chunk))
+                rows = self._where("items", f"agency = ? AND id IN ({marks})", [agency, *chunk],
+                                   order_by="id, lang", select="id, lang, url")
+                for row in rows:
+                    found.setdefault((agency, row["id"]), {})[row["lang"]] = row["url"]
+        return found

@@ -178,3 +178,93 @@ class Monitor:
 
     def incidents(self, limit: int = 50) -> list[dict]:
         return self._rows("incidents", order_by="id DESC", limit=limit)
+
+    def latest_incident_kinds(self, kinds: Iterable[str]) -> dict[str, str]:
+        """{agency column: kind} of the newest incident among `kinds` of everything that has
+        one, e.g. whether a target's last silence incident opened or closed its silence."""
+        wanted = list(dict.fromkeys(kinds))
+        if not wanted:
+            return {}
+        marks = ", ".join("?" * len(wanted))
+        rows = self.db.query(
+            f"SELECT agency, kind FROM incidents WHERE id IN (SELECT max(id) FROM incidents "
+            f"WHERE kind IN ({marks}) GROUP BY agency)", wanted)
+        return {row["agency"]: row["kind"] for row in rows}
+
+    # --- what a site speaks (crawler/siteprobe.py) -----------------------------------------
+
+    def site_probe(self, site: str) -> dict[str, Any]:
+        """{"page_base": 0|1|None, "kk_code": "kk"|"kz"|None} remembered for `site`."""
+        rows = self._rows("site_probe", "site = ?", [site], select="page_base, kk_code")
+        return rows[0] if rows else {"page_base": None, "kk_code": None}
+
+    def save_site_probe(self, site: str, *, page_base: int | None = None,
+                        kk_code: str | None = None, now: datetime | None = None) -> None:
+        """Remember what a probe of `site` found; a value not given keeps the stored one."""
+        with writing(self.db, "remember the site probe"):
+            self.db.execute(
+                """INSERT INTO site_probe (site, page_base, kk_code, probed_at)
+                   VALUES (?, ?, ?, ?)
+                   ON CONFLICT (site) DO UPDATE SET
+                       page_base = COALESCE(excluded.page_base, page_base),
+                       kk_code = COALESCE(excluded.kk_code, kk_code),
+                       probed_at = excluded.probed_at""",
+                [site, page_base, kk_code, _iso(now or utcnow())],
+            )
+
+    # --- full-history backfill cursors (crawler/backfill.py) -------------------------------
+
+    def backfill_cursor(self, agency: str, lang: str) -> dict[str, Any] | None:
+        """The `backfill_cursor` row of one target (agency or '*', language), if any."""
+        rows = self._rows("backfill_cursor", "agency = ? AND lang = ?", [agency, lang])
+        return rows[0] if rows else None
+
+    def backfill_cursors(self) -> list[dict[str, Any]]:
+        return self._rows("backfill_cursor", order_by="agency, lang")
+
+    def save_backfill_cursor(
+        self, agency: str, lang: str, *, page: int, page_size: int,
+        oldest: datetime | None, oldest_id: int | None, newest: datetime | None,
+        newest_id: int | None, since: datetime | None, total: int | None = None,
+        finished: bool = False, now: datetime | None = None,
+    ) -> None:
+        """Move the cursor of a target (created on its first page); `started_at` stays the
+        first run's, and `finished_at` is set once the walk reached its end."""
+        stamp = _iso(now or utcnow())
+        with writing(self.db, "move the backfill cursor"):
+            self.db.execute(
+                """INSERT INTO backfill_cursor (agency, lang, page, page_size, oldest, oldest_id,
+                       newest, newest_id, total, since, started_at, updated_at, finished_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (agency, lang) DO UPDATE SET
+                       page = excluded.page, page_size = excluded.page_size,
+                       oldest = excluded.oldest, oldest_id = excluded.oldest_id,
+                       newest = excluded.newest, newest_id = excluded.newest_id,
+                       total = COALESCE(excluded.total, total), since = excluded.since,
+                       updated_at = excluded.updated_at, finished_at = excluded.finished_at""",
+                [agency, lang, page, page_size, _iso(oldest), oldest_id, _iso(newest),
+                 newest_id, total, _iso(since), stamp, stamp, stamp if finished else None],
+            )
+
+    def reset_backfill_cursor(self, agency: str, lang: str) -> None:
+        """Forget where a backfill of the target stood (`backfill --restart`)."""
+        with writing(self.db, "reset the backfill cursor"):
+            self._table("backfill_cursor").delete_where("agency = ? AND lang = ?", [agency, lang])
+
+    # --- many schedule rows at once (the daemon's plans and batches) ------------------------
+
+    def save_schedules(self, rows: Iterable[tuple[Target, dict[str, Any]]]) -> None:
+        """save_schedule for many targets in one transaction (a plan or a batch of thousands
+        of targets costs one commit, not one each). Every row must give the same fields."""
+        records = []
+        for target, fields in rows:
+            unknown = set(fields) - set(SCHEDULE_FIELDS)
+            if unknown:
+                raise ValueError(f"unknown schedule field(s): {', '.join(sorted(unknown))}")
+            values = {k: _iso(v) if isinstance(v, datetime) else v for k, v in fields.items()}
+            values.setdefault("interval", DEFAULT_INTERVAL)
+            records.append({"agency": target.agency, "lang": target.lang, **values})
+        if not records:
+            return
+        with writing(self.db, f"save the schedule of {len(records)} targets"):
+            self._table("schedule").upsert_all(records, pk=("agency", "lang"))

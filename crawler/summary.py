@@ -27,6 +27,7 @@ class TargetSummary:
     rejected: int = 0
     pages: int = 0
     requests: int = 0
+    discovered: int = 0  # agencies the site-wide stream named that the archive did not know
     strategy: str | None = None
     incomplete: list[str] = field(default_factory=list)
     rejects: list[str] = field(default_factory=list)  # "agency/id (lang): reason", capped
@@ -73,6 +74,8 @@ class TargetSummary:
             parts.append(f"{len(self.incomplete)} incomplete")
         if self.pages or self.requests:
             parts.append(f"{self.pages} pages, {self.requests} requests")
+        if self.discovered:
+            parts.append(f"{self.discovered} agencies discovered")
         if self.strategy:
             parts.append(f"access: {self.strategy}")
         return f"{self.target}: " + ", ".join(parts)
@@ -81,6 +84,7 @@ class TargetSummary:
         return {
             "target": self.target, **{name: getattr(self, name) for name in COUNTERS},
             "pages": self.pages, "requests": self.requests, "strategy": self.strategy,
+            "discovered": self.discovered,
             "status": self.status, "incomplete": list(self.incomplete),
             "rejects": list(self.rejects), "problems": [p.to_dict() for p in self.problems],
             "errors": list(self.errors),
@@ -89,7 +93,7 @@ class TargetSummary:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TargetSummary:
         t = cls(str(data.get("target", "")))
-        for name in (*COUNTERS, "pages", "requests"):
+        for name in (*COUNTERS, "pages", "requests", "discovered"):
             setattr(t, name, int(data.get(name) or 0))
         t.strategy = data.get("strategy")
         t.incomplete = list(data.get("incomplete") or [])

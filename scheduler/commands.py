@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from crawler.commands import (
+    UsageError,
     base_url_option,
     flag_given,
     json_option,
@@ -85,6 +86,8 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     from scheduler.provider import ArchiveStatus
 
     _twisted_logs_to_stdlib()
+    if args.no_serve and (flag_given(args, "server.bind") or flag_given(args, "server.port")):
+        raise UsageError("--no-serve serves nothing: drop --bind/--port")
     demo = None
     if args.demo:
         demo = DemoSite(config.crawl.seeds, reactor)
@@ -102,8 +105,14 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     if not (feeds_dir(settings) / "index.opml").exists():
         publish(settings)  # something to serve before the first crawl ends
     daemon.publish_incidents()
-    provider = ArchiveStatus(daemon.archive, registry, feeds_dir(settings), targets)
-    _serve(settings, config, provider, daemon.metrics, reactor)
+    provider = ArchiveStatus(daemon.archive, registry, feeds_dir(settings), targets,
+                             daemon=daemon)  # its liveness is what /healthz judges
+    if args.no_serve:
+        # The feeds are still written; a web server of its own (nginx) serves DATA/feeds/.
+        print(f"not serving: the feeds are written to {feeds_dir(settings)}/",
+              file=sys.stderr, flush=True)
+    else:
+        _serve(settings, config, provider, daemon.metrics, reactor)
     daemon.start()
     if demo:
         demo.start_publishing(args.publish_every)
@@ -162,9 +171,10 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
         raise GovkzError(f"no archive at {path}: run `govkz-monitor run` or `crawl` first")
     archive = Archive.open(path)
     try:
-        schedule = archive.schedule()
+        # Keyed "agency/lang": the JSON output's form.
+        schedule = {t.key: row for t, row in archive.monitor.schedule().items()}
         counts = archive.item_counts()
-        incidents = archive.incidents(limit=5)
+        incidents = archive.monitor.incidents(limit=5)
     finally:
         archive.close()
     if args.json:
@@ -207,6 +217,9 @@ def register(sub: Any) -> dict[str, Any]:
         "that keeps publishing, for a machine with no network.",
     )
     _server_options(run)
+    run.add_argument("--no-serve", action="store_true",
+                     help="crawl and publish only, no HTTP server (serve DATA/feeds/ with "
+                     "nginx instead)")
     lang_option(run)
     base_url_option(run)
     public_url_option(run)

@@ -32,6 +32,7 @@ class CrawlRun:
     timed_out: bool = False
     stopped: bool = False  # terminated because the daemon is shutting down
     stderr: str = ""
+    stdout: str = ""
 
     def crash_detail(self) -> str:
         """How the child ended and its last line of stderr (CrawlOutcome.crash adds
@@ -59,8 +60,9 @@ class _Collector(protocol.ProcessProtocol):
         self.run.exit_code = getattr(reason.value, "exitCode", None)
         self.run.signal = getattr(reason.value, "signal", None)
         self.run.stderr = self.err.decode("utf-8", "replace")
+        self.run.stdout = self.out.decode("utf-8", "replace")
         try:
-            parsed = json.loads(self.out.decode("utf-8", "replace") or "null")
+            parsed = json.loads(self.run.stdout or "null")
             self.run.summary = parsed if isinstance(parsed, dict) else None
         except ValueError:
             self.run.summary = None
@@ -72,14 +74,20 @@ class CrawlProcess:
 
     def __init__(self, reactor: Any, argv_tail: list[str], targets: list[str], *,
                  timeout: float, env: dict[str, str] | None = None,
-                 config: Path | None = None) -> None:
+                 config: Path | None = None, module: str | None = None) -> None:
         self.reactor = reactor
         self.targets = targets
         # --config is an option of the program, not of `crawl`: it goes before the command.
         before = ["--config", str(config)] if config else []
-        self.args = [sys.executable, "-m", "crawler.cli", *before, "crawl", *argv_tail, "--json"]
-        for target in targets:
-            self.args += ["--target", target]
+        if module is not None:
+            # Another child under the same supervision (the site-wide probe, scheduler/mode.py):
+            # `python -m MODULE [--config FILE] ARGV_TAIL`, its stdout kept as its answer.
+            self.args = [sys.executable, "-m", module, *before, *argv_tail]
+        else:
+            self.args = [sys.executable, "-m", "crawler.cli", *before, "crawl", *argv_tail,
+                         "--json"]
+            for target in targets:
+                self.args += ["--target", target]
         self.timeout = timeout
         # The child asks the kernel to stop it if the daemon dies (crawler/runner.py).
         self.env = {**os.environ, "GOVKZ_DIE_WITH_PARENT": "1", **(env or {})}

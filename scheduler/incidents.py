@@ -14,22 +14,34 @@ Rules, chosen so that a broken agency yields a few incidents, not one per crawl:
   persisting over many crawls is reported once; it is reported again after a success or after
   the failure changed its nature, because then it is news again. They are reported from the
   first failure, before "failing", since they are rarely passing and say what to fix.
+* "silent": an agency (in one language) that crawls fine but has published nothing for longer
+  than its own rhythm: over SILENCE_FACTOR x the median gap between its newest items AND over
+  SILENCE_MIN. A ministry that posts daily and stops for a week is news; an embassy that posts
+  monthly is not. Judged only after a successful crawl (a failing crawl sees nothing, and
+  "failing" covers it), once per silence; "resumed" closes it when a new item arrives.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 from crawler.feeds import EntryData, FeedMeta, render_atom
 from crawler.store_monitor import Target
-from crawler.timeutil import parse_iso
+from crawler.timeutil import ALMATY, parse_iso
 from scheduler.policy import AgencyState, CrawlOutcome, one_line
 
 KINDS = ("failing", "recovered", "layout-changed", "access-refused", "timeout", "crashed",
-         "unexpected")
+         "unexpected", "silent", "resumed")
+CRAWL_KINDS = KINDS[:7]  # what one crawl's outcome can open (detect)
+SILENCE_KINDS = ("silent", "resumed")  # opened and closed by judge_silence
+SILENCE_FACTOR = 3  # quiet for longer than this many usual gaps...
+SILENCE_MIN = timedelta(days=3)  # ...and longer than this is silence
+RHYTHM_ITEMS = 31  # the newest items a rhythm is measured on (30 gaps)
+RHYTHM_MIN_GAPS = 5  # fewer gaps than this is no rhythm yet: nothing is judged
 MESSAGE_CHARS = 300
 FEED_PATH = "feeds/incidents.atom"
 
@@ -43,7 +55,7 @@ _PROBLEMS = {  # kind -> what it means, for the message
 _TITLES = {
     "failing": "failing", "recovered": "recovered", "layout-changed": "layout changed",
     "access-refused": "access refused", "timeout": "crawl timed out", "crashed": "crawl crashed",
-    "unexpected": "unexpected error",
+    "unexpected": "unexpected error", "silent": "silent", "resumed": "publishing again",
 }
 
 
@@ -80,11 +92,87 @@ def detect(
         found.append(Incident(target, "failing", _message(
             target, f"{threshold} crawl(s) failed in a row; last error: {outcome.error}")))
     previous = set(before.last_kinds) if before.consecutive_failures else set()
-    for kind in KINDS[2:]:
+    for kind in CRAWL_KINDS[2:]:
         if kind in outcome.kinds and kind not in previous:
             found.append(Incident(target, kind, _message(
                 target, f"{_PROBLEMS[kind]}: {_evidence(outcome, kind)}")))
     return found
+
+
+ACCESS_REFUSED = "access-refused"  # held by the daemon until `doctor` has said why
+
+
+def with_diagnosis(incident: Incident, verdict: str | None) -> Incident:
+    """The incident with the verdict of `govkz-monitor doctor` (crawler/doctor.py) appended:
+    when every way in is refused, the likely reason (a network gov.kz refuses, a block page)
+    is what the operator needs to read first."""
+    if not verdict:
+        return incident
+    return replace(incident, message=one_line(f"{incident.message}; doctor: {verdict}",
+                                              MESSAGE_CHARS))
+
+
+# --- silence -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rhythm:
+    """How often a target publishes, from its newest publication dates."""
+
+    newest: datetime | None  # the newest item's publication
+    gap: timedelta | None  # the median gap between consecutive items; None: too few items
+
+    @classmethod
+    def of(cls, published: Sequence[datetime], *, min_gaps: int = RHYTHM_MIN_GAPS) -> Rhythm:
+        """The rhythm of these publication dates (any order). The median, not the mean, so a
+        holiday pause or a burst of ten items in one minute does not set the rhythm."""
+        dates = sorted(published, reverse=True)
+        if not dates:
+            return cls(None, None)
+        gaps = sorted(a - b for a, b in zip(dates, dates[1:], strict=False))
+        if len(gaps) < max(1, min_gaps):
+            return cls(dates[0], None)
+        middle = len(gaps) // 2
+        median = gaps[middle] if len(gaps) % 2 else (gaps[middle - 1] + gaps[middle]) / 2
+        return cls(dates[0], median)
+
+    def quiet_limit(self) -> timedelta | None:
+        """How long a quiet spell may last before it is silence; None: no rhythm to judge by."""
+        if self.gap is None:
+            return None
+        return max(self.gap * SILENCE_FACTOR, SILENCE_MIN)
+
+    def is_silent(self, now: datetime) -> bool:
+        limit = self.quiet_limit()
+        return self.newest is not None and limit is not None and now - self.newest > limit
+
+
+def _span(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} h"
+
+
+def _local(when: datetime) -> str:
+    return when.astimezone(ALMATY).strftime("%Y-%m-%d %H:%M")
+
+
+def judge_silence(target: Target, rhythm: Rhythm, now: datetime, *, is_open: bool
+                  ) -> Incident | None:
+    """The silence incident one successful crawl of `target` opens or closes, if any.
+    `is_open`: its last silence incident was "silent" (no "resumed" since)."""
+    newest, gap = rhythm.newest, rhythm.gap
+    if newest is None:
+        return None
+    silent = rhythm.is_silent(now)
+    if silent and not is_open and gap is not None:
+        return Incident(target, "silent", _message(
+            target, f"silent since {_local(newest)} (Almaty): nothing new for "
+                    f"{_span(now - newest)}, usually an item every {_span(gap)}"))
+    if is_open and not silent:
+        return Incident(target, "resumed", _message(
+            target, f"publishing again: a new item of {_local(newest)} (Almaty) ends the "
+                    "silence"))
+    return None
 
 
 # --- the incidents feed ---------------------------------------------------------------------

@@ -14,11 +14,17 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from crawler.timeutil import localize, utcnow
@@ -31,12 +37,35 @@ SUCCESS_OUTCOMES = frozenset({"ok", "success"})
 
 PREFIX = "govkz"
 
+# Upper bounds (seconds) of the crawl duration histogram: a quiet batch takes seconds, a
+# backfill minutes, crawl_timeout (900 s by default) ends the rest.
+DURATION_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0)
+TARGET_STATES = ("ok", "failing", "never")  # scheduler.health.STATES
+
+
+class TargetState(Protocol):
+    """What set_targets reads of a target's state (scheduler.policy.AgencyState has it)."""
+
+    @property
+    def target(self) -> Any: ...  # a Target: str() is its "agency/lang"
+    @property
+    def consecutive_failures(self) -> int: ...
+    @property
+    def last_success(self) -> datetime | None: ...
+    @property
+    def next_crawl(self) -> datetime | None: ...
+
 
 class Metrics:
     """What the daemon has done since it started, per agency."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], datetime] = utcnow) -> None:
+        self._clock = clock  # "now" for the schedule lag
         self._lock = threading.Lock()
+        self._targets: dict[str, tuple[str, float | None, float | None]] = {}
+        self._durations = [0] * (len(DURATION_BUCKETS) + 1)  # per bucket, the last is +Inf
+        self._duration_sum = 0.0
+        self._rejects: Counter[str] = Counter()
         self._crawls: Counter[tuple[str, str]] = Counter()
         self._requests: Counter[str] = Counter()
         self._saved: Counter[tuple[str, str]] = Counter()
@@ -94,6 +123,36 @@ class Metrics:
         with self._lock:
             self._last_success[agency] = localize(when).timestamp()
 
+    def set_targets(self, states: Iterable[TargetState]) -> None:
+        """The current state of every scheduled target (replaces the previous set)."""
+        targets = {}
+        for s in states:
+            state = ("failing" if s.consecutive_failures else
+                     "ok" if s.last_success else "never")
+            targets[str(s.target)] = (
+                state,
+                localize(s.last_success).timestamp() if s.last_success else None,
+                localize(s.next_crawl).timestamp() if s.next_crawl else None,
+            )
+        with self._lock:
+            self._targets = targets
+
+    def observe_crawl_duration(self, seconds: float) -> None:
+        """One crawl (a batch in one child process) took `seconds`."""
+        seconds = max(0.0, float(seconds))
+        index = next((i for i, bound in enumerate(DURATION_BUCKETS) if seconds <= bound),
+                     len(DURATION_BUCKETS))
+        with self._lock:
+            self._durations[index] += 1
+            self._duration_sum += seconds
+
+    def record_rejects(self, agency: str, n: int) -> None:
+        """`n` elements of `agency`'s responses could not become items (the rejects table)."""
+        if n < 0:
+            raise ValueError(f"a reject count cannot be negative: {n}")
+        with self._lock:
+            self._rejects[agency] += n
+
     def render(self) -> bytes:
         """The current values in the Prometheus text exposition format (version 0.0.4)."""
         return generate_latest(self.registry)
@@ -108,6 +167,10 @@ class Metrics:
             feed_requests = dict(self._feed_requests)
             items = dict(self._items)
             last_success = dict(self._last_success)
+            targets = dict(self._targets)
+            durations, duration_sum = list(self._durations), self._duration_sum
+            rejects = dict(self._rejects)
+        now = localize(self._clock()).timestamp()
 
         up = GaugeMetricFamily(f"{PREFIX}_up", "1 while the daemon is running.")
         up.add_metric([], 1)
@@ -129,6 +192,28 @@ class Metrics:
         yield _gauge("last_success_timestamp_seconds",
                      "Unix time of the last successful crawl, by agency.", ["agency"],
                      last_success)
+        by_state = Counter(state for state, _, _ in targets.values())
+        yield _gauge("targets", "Scheduled targets (agency x language) by state: ok, failing "
+                     "(failed its last crawl), never (no successful crawl yet).", ["state"],
+                     {state: by_state.get(state, 0) for state in TARGET_STATES})
+        yield _gauge("target_last_success_timestamp_seconds",
+                     "Unix time of the last successful crawl, by target (agency/lang).",
+                     ["target"], {t: ts for t, (_, ts, _) in targets.items() if ts is not None})
+        due = [next_at for _, _, next_at in targets.values() if next_at is not None]
+        yield _gauge("schedule_lag_seconds", "Seconds the most overdue target is past its "
+                     "next crawl (0: none is overdue).", [],
+                     {(): max([0.0, *(now - at for at in due)])})
+        yield _counter("rejects", "Elements of gov.kz responses that could not become items "
+                       "(kept in the rejects table), by agency.", ["agency"], rejects)
+        histogram = HistogramMetricFamily(
+            f"{PREFIX}_crawl_duration_seconds", "Wall time of one crawl child process (a batch "
+            "of targets due together).")
+        cumulative, buckets = 0, []
+        for bound, count in zip([*map(str, DURATION_BUCKETS), "+Inf"], durations, strict=True):
+            cumulative += count
+            buckets.append((bound, cumulative))
+        histogram.add_metric([], buckets, duration_sum)
+        yield histogram
 
 
 def _counter(name: str, doc: str, labels: list[str], values: dict) -> CounterMetricFamily:
@@ -145,7 +230,7 @@ def _gauge(name: str, doc: str, labels: list[str], values: dict) -> GaugeMetricF
     return family
 
 
-def _label_values(key: str | tuple[str, ...]) -> list[str]:
+def _label_values(key: str | tuple[str, ...]) -> list[str]:  # (): a gauge without labels
     return [key] if isinstance(key, str) else list(key)
 
 

@@ -13,10 +13,13 @@ below means a target):
   min_interval); one that found nothing multiplies it by 1.5 (never above max_interval). The
   first successful crawl of an agency only imports its backlog, which says nothing about how
   often it publishes, so it leaves the interval alone.
-* A failed crawl (errors, a timeout, a crash) leaves the learned interval alone and backs off:
-  the next attempt waits interval x 2^(failures-1), capped at max_interval. The first failure is
-  retried on the normal schedule (most failures are passing), each further one doubles the wait.
-  A success resets the failure count, so the learned interval is used again at once.
+* A failed crawl (errors, a timeout, a crash) leaves the learned interval alone and retries
+  soon, then backs off: the first failures are retried after 1, 2 and 4 x min_interval
+  (RETRY_SOON), so a passing failure costs minutes and a broken agency reaches the incident
+  threshold (3 failures in a row by default) within about two normal cycles instead of hours;
+  after those, the next attempt waits interval x 2^(further failures - 1), capped at
+  max_interval. A success resets the failure count, so the learned interval is used again at
+  once.
 * Jitter: the wait gets a uniform random offset of +-jitter seconds so agencies drift apart
   instead of crawling in lockstep, then is clamped to [min_interval, max_interval]: an agency
   is never crawled sooner than min_interval after a crawl, nor left longer than max_interval.
@@ -30,7 +33,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,6 +47,9 @@ from crawler.timeutil import isoformat, require_iso
 SHRINK = 0.5  # interval factor after a crawl that found items
 GROW = 1.5  # interval factor after a crawl that found nothing
 BACKOFF = 2.0  # wait factor per further consecutive failure
+# Waits after the 1st, 2nd, 3rd failure in a row, in min_interval units: quick retries confirm
+# a breakage (or clear a passing one) long before the learned interval would come round.
+RETRY_SOON = (1.0, 2.0, 4.0)
 ERROR_CHARS = 500  # longest error line kept in the schedule table
 MAX_BACKOFF_STEPS = 64  # beyond this the cap has long been reached; keeps the numbers small
 
@@ -216,14 +222,18 @@ def _ceil_second(now: datetime) -> datetime:
 
 class Policy:
     def __init__(self, schedule: Schedule, rng: random.Random | None = None, *,
-                 shrink: float = SHRINK, grow: float = GROW, backoff: float = BACKOFF) -> None:
+                 shrink: float = SHRINK, grow: float = GROW, backoff: float = BACKOFF,
+                 retry_soon: Sequence[float] = RETRY_SOON) -> None:
         if schedule.min_interval < 1 or schedule.max_interval < schedule.min_interval:
             raise ValueError("schedule: need 1 <= min_interval <= max_interval")
         if schedule.jitter < 0 or not 0 < shrink <= 1 <= grow or backoff < 1:
             raise ValueError("schedule: need jitter >= 0, 0 < shrink <= 1 <= grow, backoff >= 1")
+        if any(not factor > 0 for factor in retry_soon):
+            raise ValueError("schedule: retry-soon factors must be positive")
         self.schedule = schedule
         self.rng = rng or random.Random()
         self.shrink, self.grow, self.backoff = shrink, grow, backoff
+        self.retry_soon = tuple(retry_soon)
 
     @property
     def start_interval(self) -> int:
@@ -263,13 +273,28 @@ class Policy:
             last: dict[str, Any] = {"last_success": stamp}
         else:
             failures = state.consecutive_failures + 1
-            wait = interval * self.backoff ** min(failures - 1, MAX_BACKOFF_STEPS)
+            wait = self.failure_wait(interval, failures)
             last = {"last_error": outcome.error or "the crawl failed", "last_error_at": stamp,
                     "last_kinds": tuple(sorted(outcome.kinds))}
         return replace(
             state, interval=interval, next_crawl=self._next(now, wait), last_crawl=stamp,
             consecutive_failures=failures, last_new=outcome.new, **last,
         )
+
+    def failure_wait(self, interval: int, failures: int) -> float:
+        """Seconds before the next attempt after `failures` failed crawls in a row (>= 1), before
+        jitter and clamping: retry soon (RETRY_SOON x min_interval, never slower than plain
+        backoff), then back off (x BACKOFF per further failure) from the learned interval or
+        from the last quick retry, whichever is longer, so the waits never shrink."""
+        if failures < 1:
+            raise ValueError(f"failures must be at least 1, not {failures}")
+        quick = len(self.retry_soon)
+        if failures <= quick:
+            soon = self.schedule.min_interval * self.retry_soon[failures - 1]
+            return min(soon, float(interval) * self.backoff ** (failures - 1))
+        steps = min(failures - quick, MAX_BACKOFF_STEPS)
+        last_quick = self.failure_wait(interval, quick) if quick else 0.0
+        return max(interval * self.backoff ** (steps - 1), last_quick * self.backoff ** steps)
 
     def _next(self, now: datetime, wait: float) -> datetime:
         j = self.schedule.jitter

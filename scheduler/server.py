@@ -1,11 +1,16 @@
 """The daemon's HTTP server (twisted.web): feed files, the status page, metrics and health.
 
-    /                 a tiny index page
-    /feeds/<path>     the .atom, .rss and .opml files of the feeds directory, nothing else
+    /                 the reader's pages: / (agencies by kind), /agency/<slug>,
+                      /item/<agency>/<id>, /search (scheduler/site_pages.py)
+    /feeds/<path>     the .atom, .rss, .json (JSON Feed) and .opml files of the feeds directory
+                      and its index.html (also /feeds/), nothing else
     /opml             <feeds>/index.opml
+    /search.atom      a search as a feed, also .rss and .json (scheduler/search_feed.py)
     /status           the status page (?q= filters by name); /status.json the same as JSON
     /metrics          Prometheus text format 0.0.4
-    /healthz          200 when the status provider is healthy and the data dir readable, else 503
+    /healthz          JSON {"status", "reason"}: 503 "fail" when the scheduler stopped, most
+                      targets fail, nothing succeeded for 2 x max_interval or the data dir is
+                      unreadable (scheduler/health.py); 200 "ok", or "serve-only" under `serve`
 
 Feed files never touch the status provider, so old feeds stay available while the archive or the
 scheduler is failing. Nothing here imports the reactor at import time: the daemon picks it.
@@ -20,20 +25,22 @@ import os
 import stat
 from collections import OrderedDict
 from collections.abc import Sequence
-from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from pathlib import Path
+from typing import IO, Any, cast
 
 from twisted.internet.interfaces import IListeningPort
-from twisted.web import http, pages, server, static
-from twisted.web.resource import Resource
+from twisted.web import http, pages, server, static, util
+from twisted.web.resource import IResource, Resource
 
+from scheduler.health import FAIL, Health
 from scheduler.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from scheduler.metrics import Metrics
+from scheduler.search_feed import add_search_feeds
+from scheduler.site_pages import add_pages
 from scheduler.status_page import (
     CONTENT_SECURITY_POLICY,
     StatusProvider,
     filter_agencies,
-    render_index_html,
     render_status_html,
     status_json,
 )
@@ -45,8 +52,11 @@ FEED_TYPES = {
     ".atom": "application/atom+xml; charset=utf-8",
     ".rss": "application/rss+xml; charset=utf-8",
     ".opml": "text/x-opml; charset=utf-8",
+    ".json": "application/feed+json; charset=utf-8",  # JSON Feed 1.1
+    ".html": "text/html; charset=utf-8",  # the directory's index.html, the feed writer's
 }
 OPML_INDEX = "index.opml"
+FEEDS_INDEX = "index.html"  # answers /feeds/ (crawler/feed_index.py writes it)
 HTML = "text/html; charset=utf-8"
 JSON = "application/json; charset=utf-8"
 
@@ -77,16 +87,20 @@ def resolve_feed(root: Path, segments: list[bytes]) -> Path | None:
         if not name or name.startswith(".") or any(c in name for c in "/\\\x00"):
             return None
         names.append(name)
-    if not names:
-        return None
+    if not names or os.path.splitext(names[-1])[1] not in FEED_TYPES:
+        return None  # not even named like a feed: no need to look at the disk
+    # os.path rather than pathlib: this runs on every request, and the objects cost as much as
+    # the lstat calls.
     try:
-        base = root.resolve(strict=True)
-        target = base.joinpath(*names).resolve(strict=True)
+        base = os.path.realpath(root, strict=True)
+        target = os.path.realpath(os.path.join(base, *names), strict=True)
+        st = os.stat(target)
     except (OSError, RuntimeError):  # missing, unreadable, or a symlink loop
         return None
-    if not target.is_relative_to(base) or not target.is_file() or target.suffix not in FEED_TYPES:
+    inside = target.startswith(base.rstrip(os.sep) + os.sep)
+    if not inside or not stat.S_ISREG(st.st_mode) or os.path.splitext(target)[1] not in FEED_TYPES:
         return None
-    return target
+    return Path(target)
 
 
 def accepts_gzip(header: bytes | None) -> bool:
@@ -152,19 +166,43 @@ def plan_range(ranges: Sequence[tuple[int | None, int | None]], size: int) -> tu
     return http.PARTIAL_CONTENT, first, last - first + 1
 
 
+def precompressed(path: str, st: os.stat_result) -> bytes | None:
+    """The bytes of `path`.gz, the feed writer's gzip copy of the file `st` describes, or None
+    when it is missing, not a regular file, or stale: the writer gives the copy the feed's own
+    mtime (crawler.feeds.write_if_changed), so any other mtime is another version's."""
+    try:
+        fd = os.open(path + ".gz", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        found = os.fstat(fd)
+        if not stat.S_ISREG(found.st_mode) or found.st_mtime_ns != st.st_mtime_ns:
+            return None  # a directory opens too: only a regular file is a copy
+        with os.fdopen(fd, "rb", closefd=False) as gz:
+            return gz.read()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 class GzipCache:
-    """Compressed bodies of recently served feeds, keyed by file identity and version."""
+    """Gzipped bodies of recently served feeds, keyed by file identity and version: the feed
+    writer's .gz copy when it is current, else compressed here, once per version."""
 
     def __init__(self, size: int = 128) -> None:
         self._size = size
         self._bodies: OrderedDict[tuple[int, ...], bytes] = OrderedDict()
 
-    def get(self, st: os.stat_result, fh: IO[bytes]) -> bytes:
+    def get(self, st: os.stat_result, fh: IO[bytes], path: str | None = None) -> bytes:
         key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
         body = self._bodies.get(key)
         if body is None:
-            # mtime=0 makes the bytes a function of the content, so the strong ETag holds.
-            body = gzip.compress(fh.read(), compresslevel=6, mtime=0)
+            body = precompressed(path, st) if path is not None else None
+            if body is None:
+                # mtime=0 makes the bytes a function of the content, so the strong ETag holds
+                # (and they are the writer's .gz bytes: same level, same header).
+                body = gzip.compress(fh.read(), compresslevel=6, mtime=0)
             self._bodies[key] = body
             if len(self._bodies) > self._size:
                 self._bodies.popitem(last=False)
@@ -234,8 +272,8 @@ class FeedFile(static.File):
             return server.NOT_DONE_YET
         if gzipped:
             with fh:
-                body = self._gzip_cache.get(st, fh)
-            request.setHeader(b"content-type", self.type.encode())
+                body = self._gzip_cache.get(st, fh, self.path)
+            request.setHeader(b"content-type", (self.type or "application/octet-stream").encode())
             request.setHeader(b"content-encoding", b"gzip")
             request.setHeader(b"content-length", b"%d" % len(body))
             return b"" if request.method == b"HEAD" else body
@@ -305,9 +343,15 @@ class FeedTree(Resource):
         self._gzip_cache = GzipCache()
 
     def render(self, request: server.Request) -> bytes | int:
-        segments = list(request.postpath)
+        segments = list(request.postpath or [])
         if self._fixed is not None:
             segments = [self._fixed.encode()] if not segments else [b""]
+        elif segments in ([], [b""]):
+            # The directory is its index.html; /feeds goes to /feeds/ so its relative links work.
+            index = resolve_feed(self._root, [FEEDS_INDEX.encode()])
+            if index is not None and not segments:
+                return util.redirectTo(request.path + b"/", request)
+            segments = [FEEDS_INDEX.encode()]
         path_class = _path_class(segments)
         request.notifyFinish().addBoth(
             lambda _: self._metrics.record_feed_request(path_class, request.code)
@@ -321,7 +365,7 @@ class FeedTree(Resource):
 
 def _path_class(segments: list[bytes]) -> str:
     """The metrics label of a feed request: the feed type it asks for, or "other"."""
-    suffix = PurePosixPath(segments[-1].decode("utf-8", "replace")).suffix if segments else ""
+    suffix = os.path.splitext(segments[-1].decode("utf-8", "replace"))[1] if segments else ""
     return suffix[1:] if suffix in FEED_TYPES else "other"
 
 
@@ -345,13 +389,8 @@ def _json(value: Any) -> str:
 class _Page(Resource):
     """A page with nothing below it (/status/x is a 404, with Twisted's escaping error page)."""
 
-    def getChild(self, path: bytes, request: server.Request) -> Resource:
+    def getChild(self, path: bytes, request: server.Request) -> IResource:
         return pages.notFound()
-
-
-class IndexPage(_Page):
-    def render_GET(self, request: server.Request) -> bytes:
-        return _answer(request, render_index_html(), HTML)
 
 
 class StatusPage(_Page):
@@ -366,16 +405,20 @@ class StatusPage(_Page):
         query = request.args.get(b"q", [b""])[0].decode("utf-8", "replace")
         try:
             agencies = self._provider.agencies_status()
+            # The summary line and incidents, from a provider that has them (ArchiveStatus).
+            overview_of = getattr(self._provider, "overview", None)
+            overview = overview_of() if overview_of is not None else None
         except Exception as exc:  # any provider failure: the page says so instead of a 500
             log.exception("the status provider failed")
             if self._as_json:
                 return _answer(request, _json({"error": str(exc)}), JSON, 503)
-            return pages.errorPage(503, "Status unavailable", str(exc)).render(request)
+            page = pages.errorPage(503, "Status unavailable", str(exc))
+            return cast(bytes, page.render(request))
         shown = filter_agencies(agencies, query)
         if self._as_json:
-            return _answer(request, _json(status_json(shown)), JSON)
+            return _answer(request, _json(status_json(shown, overview=overview)), JSON)
         request.setHeader(b"content-security-policy", CONTENT_SECURITY_POLICY.encode())
-        html = render_status_html(shown, query=query, total=len(agencies))
+        html = render_status_html(shown, query=query, total=len(agencies), overview=overview)
         return _answer(request, html, HTML)
 
 
@@ -395,14 +438,15 @@ class HealthPage(_Page):
         self._data_dir = data_dir
 
     def render_GET(self, request: server.Request) -> bytes:
+        """{"status": "ok" | "serve-only" (200) | "fail" (503), "reason": ..., ...}: the
+        verdict of scheduler/health.py, or of a provider's (healthy, detail) pair."""
         try:
-            healthy, detail = self._provider.health()
+            health = Health.of(self._provider.health())
         except Exception as exc:  # a health check that raises is an unhealthy daemon
-            healthy, detail = False, f"health check failed: {exc}"
+            health = Health(FAIL, f"health check failed: {exc}")
         if not _readable_dir(self._data_dir):
-            healthy, detail = False, f"data directory not readable: {self._data_dir}"
-        body = {"status": "ok" if healthy else "unhealthy", "detail": detail}
-        return _answer(request, _json(body), JSON, 200 if healthy else 503)
+            health = Health(FAIL, f"data directory not readable: {self._data_dir}")
+        return _answer(request, _json(health.to_json()), JSON, health.code)
 
 
 def _readable_dir(path: Path) -> bool:
@@ -448,9 +492,11 @@ class BoundedHTTPChannel(http.HTTPChannel):
     def _reject(self, code: int) -> None:
         self._rejected = True
         self.clearLineBuffer()
+        # A connected TCP transport: ITCPTransport and IConsumer (the stubs type it as neither).
+        transport = cast(Any, self.transport)
         reason = b"URI Too Long" if code == 414 else b"Request Header Fields Too Large"
         body = b"%s\n" % reason
-        self.transport.write(
+        transport.write(
             b"HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: text/plain\r\n"
             b"Content-Length: %d\r\n\r\n%s" % (code, reason, len(body), body)
         )
@@ -460,10 +506,10 @@ class BoundedHTTPChannel(http.HTTPChannel):
         # discarded input) closes the connection if the client does not.
         # Else, if an earlier answer made the transport pause this channel, the half-close would
         # wait for a resume that never comes.
-        self.transport.unregisterProducer()
-        self.transport.loseWriteConnection()
+        transport.unregisterProducer()
+        transport.loseWriteConnection()
         self.setTimeout(REJECT_LINGER)
-        access_log.info("%s request head rejected: %d", _client(self.transport.getPeer()), code)
+        access_log.info("%s request head rejected: %d", _client(transport.getPeer()), code)
 
 
 class AccessLogSite(server.Site):
@@ -474,9 +520,11 @@ class AccessLogSite(server.Site):
     displayTracebacks = False
     # The plain channel, not Twisted's wrapper that may switch to HTTP/2, which only happens
     # over TLS and listen() serves plain TCP.
-    protocol = BoundedHTTPChannel
+    protocol = BoundedHTTPChannel  # type: ignore[assignment]  # a channel class is a factory
 
-    def log(self, request: server.Request) -> None:
+    def log(self, request: http.Request) -> None:
+        if not access_log.isEnabledFor(logging.INFO):
+            return  # the usual case (WARNING and up): no line, so nothing to format per request
         client = _client(request.getClientAddress())
         agent = request.getHeader(b"user-agent") or b"-"
         access_log.info(
@@ -501,7 +549,8 @@ def build_site(
     """The whole HTTP interface of the daemon, ready for listen()."""
     feeds_dir = Path(feeds_dir)
     root = _Page()
-    root.putChild(b"", IndexPage())
+    add_pages(root, provider)  # /, /agency/…, /item/…, /search (scheduler/site_pages.py)
+    add_search_feeds(root, provider, max_age=cache_max_age)  # /search.atom|rss|json
     root.putChild(b"feeds", FeedTree(feeds_dir, metrics, max_age=cache_max_age))
     root.putChild(b"opml", FeedTree(feeds_dir, metrics, max_age=cache_max_age, fixed=OPML_INDEX))
     root.putChild(b"status", StatusPage(provider, as_json=False))

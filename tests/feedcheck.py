@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from functools import cache
 from pathlib import Path
+from urllib.parse import unquote
 
 import lxml.html
 from lxml import etree
@@ -35,6 +36,7 @@ RFC822 = re.compile(
     r" +\d{4} +\d\d:\d\d(:\d\d)? +([+-]\d{4}|UT|GMT|[ECMP][SD]T)$"
 )
 LANGUAGE = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$")
+MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$", re.I)
 HTML_END_TAG = re.compile(r"</[A-Za-z][A-Za-z0-9]*\s*>")
 DANGEROUS_TAGS = {
     "script", "style", "iframe", "frame", "frameset", "object", "embed", "applet", "form",
@@ -307,6 +309,15 @@ def check_rss(data: bytes, served_at: str | None = None) -> list[str]:
             problems += check_html(encoded.text or "", f"{where} content:encoded")
         for cat in item.findall("category"):
             problems += check_plain(cat.text, f"{where} category", required=True)
+        enclosures = item.findall("enclosure")
+        if len(enclosures) > 1:
+            problems.append(f"{where}: more than one enclosure")
+        for enclosure in enclosures:
+            problems += _iri(enclosure.get("url"), f"{where} enclosure url")
+            if not (enclosure.get("length") or "").isdigit():
+                problems.append(f"{where}: enclosure length {enclosure.get('length')!r}")
+            if not MEDIA_TYPE.match(enclosure.get("type") or ""):
+                problems.append(f"{where}: enclosure type {enclosure.get('type')!r}")
     return problems
 
 
@@ -332,6 +343,8 @@ def check_opml(data: bytes) -> list[str]:
         where = f"outline {n}"
         if not (outline.get("text") or "").strip():
             problems.append(f"{where}: missing text")
+        if outline.get("xmlUrl") is None and outline.get("type") is None:
+            continue  # a group of feeds (or a note): OPML 2.0 needs only its text
         if (outline.get("type") or "").lower() != "rss":
             problems.append(f"{where}: type is {outline.get('type')!r}, expected 'rss'")
         if not outline.get("title"):
@@ -348,12 +361,61 @@ def check_opml(data: bytes) -> list[str]:
     return problems
 
 
-def check_file(path: Path, served_at: str | None = None) -> list[str]:
-    """Check a written file by its extension (.atom, .rss, .opml)."""
+# --- the feeds directory's index.html -----------------------------------------------------
+
+PAGE_FORBIDDEN = {"script", "iframe", "frame", "object", "embed", "applet", "form", "base"}
+
+
+def check_index_html(path: Path) -> list[str]:
+    """The directory page: UTF-8 HTML with a title, nothing that runs, and every link either
+    absolute or naming a file that exists beside it."""
     data = Path(path).read_bytes()
-    checks = {".atom": check_atom, ".rss": check_rss}
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return [f"not UTF-8: {exc}"]
+    if not text.lstrip().lower().startswith("<!doctype html>"):
+        return ["no <!DOCTYPE html>"]
+    root = lxml.html.document_fromstring(text)
+    problems = [] if (root.findtext(".//title") or "").strip() else ["no <title>"]
+    for el in root.iter():
+        if not isinstance(el.tag, str):
+            continue
+        if el.tag.lower() in PAGE_FORBIDDEN:
+            problems.append(f"forbidden element <{el.tag}>")
+        for name, value in el.attrib.items():
+            if name.lower().startswith("on"):
+                problems.append(f"event handler {name}= on <{el.tag}>")
+            if name.lower() in ("href", "src"):
+                url = value.strip()
+                if re.match(r"(?i)^(javascript|vbscript|data):", url):
+                    problems.append(f"script URL {url!r}")
+                elif not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", url):
+                    target = Path(path).parent / unquote(url.split("#")[0].split("?")[0])
+                    if not target.is_file():
+                        problems.append(f"link to a missing file {url!r}")
+    return problems
+
+
+def check_file(path: Path, served_at: str | None = None) -> list[str]:
+    """Check a written file by its extension (.atom, .rss, .json, .opml, .html)."""
+    from jsonfeed_check import check_json_feed
+
+    data = Path(path).read_bytes()
+    checks = {".atom": check_atom, ".rss": check_rss, ".json": check_json_feed}
+    if path.name == ".index.key":  # the publisher's digest of the indexes: no feed
+        return []
+    if path.suffix == ".gz":  # the publisher's gzip copy: exactly the file beside it
+        import gzip
+
+        original = path.with_suffix("")
+        if not original.is_file() or gzip.decompress(data) != original.read_bytes():
+            return [f"{path}: not a gzip copy of {original.name}"]
+        return []
     if path.suffix == ".opml":
         return check_opml(data)
+    if path.suffix == ".html":
+        return check_index_html(path)
     if path.suffix not in checks:
         return [f"{path}: unknown feed type"]
     return checks[path.suffix](data, served_at)

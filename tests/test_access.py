@@ -112,8 +112,9 @@ def test_bad_k6_answers(body: bytes, reason: str) -> None:
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ("auto", ("k6v1", "k6v2", "token", "plain", "rss")),
-        (" AUTO ", ("k6v1", "k6v2", "token", "plain", "rss")),
+        ("auto", ("k6v1", "k6v2", "token", "plain", "graphql", "rss")),
+        (" AUTO ", ("k6v1", "k6v2", "token", "plain", "graphql", "rss")),
+        ("token,graphql,rss", ("token", "graphql", "rss")),
         ("k6v2,token", ("k6v2", "token")),
         ("k6v2, token ,rss", ("k6v2", "token", "rss")),
         ("plain", ("plain",)),
@@ -207,11 +208,12 @@ def test_refused_once_rehandshakes_then_moves_on() -> None:
 @pytest.mark.parametrize(
     ("setting", "events", "said", "strategy", "failed"),
     [
-        # Everything refused: each handshake strategy twice, plain once, then RSS, then failure.
+        # Everything refused: each handshake strategy twice, plain and graphql once, then RSS,
+        # then failure.
         (
             "auto",
-            "hrhrhrhrhrhrrr",
-            ["rehandshake", "next"] * 3 + ["exhausted", "failed"],
+            "hrhrhrhrhrhrrrr",
+            ["rehandshake", "next"] * 3 + ["next", "exhausted", "failed"],
             None,
             True,
         ),
@@ -246,12 +248,13 @@ def test_walk_through_every_strategy_then_rss() -> None:
         state.on_refused()
         if state.strategy != visited[-1]:
             visited.append(state.strategy)
-    assert visited == ["k6v1", "k6v2", "token", "plain", "rss", None]
+    assert visited == ["k6v1", "k6v2", "token", "plain", "graphql", "rss", None]
     assert state.history[-1] == ("-", "failed")
 
 
 @pytest.mark.parametrize(
-    ("strategy", "needs"), [("k6v1", True), ("k6v2", True), ("token", True), ("plain", False)]
+    ("strategy", "needs"),
+    [("k6v1", True), ("k6v2", True), ("token", True), ("plain", False), ("graphql", False)],
 )
 def test_which_strategies_need_a_handshake(strategy: str, needs: bool) -> None:
     assert AccessState(order=(strategy,)).needs_handshake is needs

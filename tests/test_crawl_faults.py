@@ -5,20 +5,12 @@ failure is always a failure (exit 1, an error naming the cause), never "0 new".
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from cli_helpers import ROOT
-from test_crawl_mock import (
-    FAST,
+from crawl_helpers import (
     NEWS,
     PAGE,
     START,
@@ -27,6 +19,7 @@ from test_crawl_mock import (
     assert_each_once,
     crawl,
     fill,
+    killed_while_hung,
     list_requests,
     newest,
     rows,
@@ -54,7 +47,7 @@ def failing_kinds(target: dict) -> list[str]:
 
 def high_water(data: Path, agency: str, lang: str = "en") -> object:
     with archive_at(data) as archive:
-        return archive.high_water(agency, lang)
+        return archive.monitor.high_water(agency, lang)
 
 
 # --- 5. layout changes ------------------------------------------------------------------------
@@ -82,7 +75,7 @@ def test_layout_change_fails_loudly_and_keeps_a_sample(
         assert result.summary["totals"]["errors"] == 1
         assert crawl_status(tmp_path) == "partial"
         with archive_at(tmp_path) as archive:
-            samples = archive.samples("mod")
+            samples = archive.monitor.samples("mod")
         assert len(samples) == 1
         assert samples[0]["lang"] == "en" and samples[0]["status"] == 200
         assert body_mark in bytes(samples[0]["body"])
@@ -112,7 +105,7 @@ def test_layout_change_of_a_detail_answer(tmp_path: Path) -> None:
     assert failing_kinds(target) == ["layout_changed"]
     assert "news detail" in target["errors"][0]
     with archive_at(tmp_path) as archive:
-        samples = archive.samples("mod")
+        samples = archive.monitor.samples("mod")
     assert len(samples) == 1 and samples[0]["url"].startswith(server.url + NEWS + "/")
     assert high_water(tmp_path, "mod") is None
     assert_each_once(tmp_path, "mfa", "en", newest(mfa, 2 * PAGE))
@@ -226,35 +219,6 @@ def test_all_ok_exits_0(tmp_path: Path) -> None:
 
 
 # --- 9. a crawl killed half-way ---------------------------------------------------------------
-
-
-def start_crawl(url: str, data: Path, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("GOVKZ_DATA", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "crawler.cli", "crawl", "--base-url", url, "--data", str(data),
-         "--agency", "mod", "--lang", "en", *FAST, "--json", *args],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-
-
-@contextmanager
-def killed_while_hung(site: MockSite, url: str, data: Path, *args: str,
-                      where: str = "the hung request") -> Iterator[None]:
-    """Start a crawl, wait until the mock holds one of its requests (a "hang" fault), run the
-    block (it looks at what was stored so far), then SIGKILL the crawl and end the hang."""
-    process = start_crawl(url, data, *args)
-    try:
-        assert site.faults.await_waiting(1, timeout=60), f"the crawl never reached {where}"
-        yield
-        process.send_signal(signal.SIGKILL)
-        process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    assert process.returncode == -signal.SIGKILL
-    site.faults.clear()  # ends the hang; the site answers normally again
 
 
 def integrity(data: Path) -> str:

@@ -129,6 +129,9 @@ class Jobs:
         assert kwargs["replace_existing"] is True
         self.jobs[kwargs["id"]] = {"func": func, "trigger": trigger, **kwargs}
 
+    def remove_job(self, job_id: str) -> None:
+        del self.jobs[job_id]
+
     def shutdown(self, wait: bool = True) -> None:
         self.running = False
 
@@ -180,11 +183,13 @@ def make(tmp_path: Path) -> Iterator[Any]:
     made: list[Daemon] = []
 
     def build(targets: list[str], schedule: Schedule = STEADY, *, now: datetime = T0,
-              plan: bool = True, config_path: Path | None = None) -> Harness:
+              plan: bool = True, config_path: Path | None = None,
+              mode: str = "per-agency") -> Harness:
         reactor = FakeReactor()
         harness = Harness(reactor, None, now)  # type: ignore[arg-type]
         settings = project_settings({"GOVKZ_DATA": str(tmp_path)})
-        config = Config(path=config_path, langs=["en"], schedule=schedule)
+        # The mode is forced unless a test probes (tests/test_daemon_mode.py).
+        config = Config(path=config_path, langs=["en"], schedule=replace(schedule, mode=mode))
         daemon = Daemon(settings, config, targets, reactor=reactor, clock=lambda: harness.now,
                         crawl_args=["--data", str(tmp_path)], rng=random.Random(0))
         made.append(daemon)
@@ -302,7 +307,7 @@ def test_start_schedules_one_job_per_target_and_crawls_the_due_ones_in_one_batch
     h = make(keys, now=past, plan=False)
     h.daemon.start()
     jobs = {job.id: job for job in h.daemon.scheduler.get_jobs()}
-    assert set(jobs) == {f"crawl:{k}" for k in keys}
+    assert set(jobs) == {f"crawl:{k}" for k in keys} | {"heartbeat"}
     for key in keys:
         job = jobs[f"crawl:{key}"]
         assert job.next_run_time == h.daemon.states[T(key)].next_crawl
@@ -372,7 +377,8 @@ def test_failures_back_off_open_one_failing_incident_and_a_recovery(
         assert h.jobs.run_date("mod/en") == when(row, "next_crawl")
         kinds = [i["kind"] for i in h.daemon.archive.monitor.incidents()]
         assert kinds == ([] if failures < 3 else ["failing"])  # once per streak
-    assert waits == [interval, 2 * interval, 4 * interval, MAX, MAX]
+    # Quick retries (1, 2, 4 x min_interval), then the backoff doubles on.
+    assert waits == [MIN, 2 * MIN, 4 * MIN, 8 * MIN, 16 * MIN]
 
     feed = incident_feed(tmp_path)
     assert [e.title for e in feed.entries] == ["mod/en: failing"]
@@ -397,6 +403,18 @@ def test_a_hung_crawl_is_killed_at_the_timeout_and_recorded(make: Any) -> None:
     h.advance(1)
     assert child.signals == [signal.SIGKILL]
     child.exit(signo=signal.SIGKILL)
+    h.reactor.advance(0)
+    # Neither finished: the child may never have reached them, so no verdict yet; they are
+    # still due and crawled again at once, first in line.
+    for key in ("mod/en", "mfa/en"):
+        assert h.row(key)["consecutive_failures"] == 0
+        assert h.row(key)["last_error"] is None
+    assert h.daemon.archive.monitor.incidents() == []
+    again = h.reactor.children[-1]
+    assert again is not child and sorted(again.targets) == ["mfa/en", "mod/en"]
+    # Left unfinished twice in a row: now it is their timeout.
+    h.advance(TIMEOUT)
+    again.exit(signo=signal.SIGKILL)
     h.reactor.advance(0)
     for key in ("mod/en", "mfa/en"):
         row = h.row(key)
@@ -518,7 +536,7 @@ def test_targets_due_together_share_one_child_and_none_is_queued_twice(make: Any
     assert timedelta(seconds=20) <= BATCH_WINDOW < timedelta(seconds=40)
     h.daemon.enqueue(T("a/en"))
     h.daemon.enqueue(T("a/en"))
-    assert h.daemon.queue == [T("a/en")]
+    assert list(h.daemon.queue) == [T("a/en")]
     h.reactor.advance(0)
     assert len(h.reactor.children) == 1
     first = h.reactor.children[0]
@@ -532,7 +550,7 @@ def test_targets_due_together_share_one_child_and_none_is_queued_twice(make: Any
     h.daemon.enqueue(T("c/en"))  # queued, but one child at a time
     h.daemon.enqueue(T("c/en"))
     h.reactor.advance(0)
-    assert h.daemon.queue == [T("c/en")]
+    assert list(h.daemon.queue) == [T("c/en")]
     assert len(h.reactor.children) == 1
 
     h.advance(1)
@@ -540,7 +558,7 @@ def test_targets_due_together_share_one_child_and_none_is_queued_twice(make: Any
     h.reactor.advance(0)
     assert len(h.reactor.children) == 2
     assert h.reactor.children[1].targets == ["c/en"]
-    assert h.daemon.queue == []
+    assert not h.daemon.queue
 
 
 def test_the_config_file_reaches_the_crawl_child(make: Any, tmp_path: Path) -> None:
@@ -575,7 +593,7 @@ def test_stop_terminates_the_running_crawl_and_waits_for_it(make: Any) -> None:
     assert h.daemon.archive.monitor.incidents() == []
     h.daemon.enqueue(T("mod/en"))
     h.reactor.advance(0)
-    assert len(h.reactor.children) == 1 and h.daemon.queue == []
+    assert len(h.reactor.children) == 1 and not h.daemon.queue
 
 
 def test_a_child_that_stops_in_time_is_not_killed(make: Any) -> None:

@@ -105,6 +105,7 @@ min_interval = 1
 max_interval = 3
 jitter = 0
 crawl_timeout = 60
+mode = "per-agency"
 
 [server]
 port = 0

@@ -30,7 +30,7 @@ def test_projectdetails_query() -> None:
 
 def test_news_query() -> None:
     body = graphql.news_query(1, 20, "ru")
-    assert 'news(_size: 20, _page: 1, _lang: "ru")' in body["query"]
+    assert 'news(_size: 20, _page: 1, _lang: "ru", _sort: "created_date:DESC")' in body["query"]
     for name in graphql.NEWS_FIELDS:
         assert f" {name} " in body["query"]
     assert graphql.news_query(1, 5, "en", fields=("id", "title"))["query"].endswith(
@@ -54,6 +54,21 @@ def test_query_arguments_are_checked(page, size, lang) -> None:
         graphql.projectdetails_query(page, size, lang)
     with pytest.raises(ValueError):
         graphql.news_query(page, size, lang)
+
+
+@pytest.mark.parametrize(("page", "lang", "first", "args"), [
+    (1, "ru", 1, 'projects: "EQ:mod", _size: 5, _page: 1, _lang: "ru"'),
+    (0, "kz", 0, 'projects: "EQ:mod", _size: 5, _page: 0, _lang: "kz"'),
+])
+def test_news_query_of_one_agency(page: int, lang: str, first: int, args: str) -> None:
+    query = graphql.news_query(page, 5, lang, agency="mod", first_page=first)["query"]
+    assert f'news({args}, _sort: "created_date:DESC")' in query
+
+
+@pytest.mark.parametrize("agency", ['mod") { x } #', "", "Mod Ministry"])
+def test_news_query_agency_is_checked(agency: str) -> None:
+    with pytest.raises(ValueError, match="slug"):
+        graphql.news_query(1, 5, "ru", agency=agency)
 
 
 def test_news_query_field_names_are_checked() -> None:

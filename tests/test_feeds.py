@@ -12,10 +12,12 @@ import feedcheck
 import feedparser
 import pytest
 from lxml import etree
+from store_helpers import memory_archive
 
 from crawler.agencies import Agency, AgencyRegistry
 from crawler.feeds import (
     EMPTY_FEED_UPDATED,
+    INDEX_KEY,
     EntryData,
     FeedMeta,
     FeedSource,
@@ -74,6 +76,11 @@ class FakeArchive:
             r["lang"]: r["url"] for r in self.rows if (r["agency"], r["id"]) == (agency, item_id)
         }
 
+    def translations_of(
+        self, keys: Iterable[tuple[str, int]]
+    ) -> dict[tuple[str, int], dict[str, str]]:
+        return {key: found for key in keys if (found := self.translations(*key))}
+
 
 def dataset() -> list[dict[str, Any]]:
     rows = [row("mod", 100 + n, "en", f"2025-05-{10 + n:02d}T09:00:00+05:00") for n in range(6)]
@@ -90,14 +97,20 @@ def dataset() -> list[dict[str, Any]]:
     return rows
 
 
-# file (relative to out_dir) -> number of entries it must hold
-EXPECTED = {
-    "all.atom": 13, "all.rss": 13,
-    "mod.atom": 10, "mod.rss": 10, "mod/en.atom": 6, "mod/en.rss": 6,
-    "mod/ru.atom": 3, "mod/ru.rss": 3, "mod/kk.atom": 1, "mod/kk.rss": 1,
-    "mfa-rabat.atom": 2, "mfa-rabat.rss": 2, "mfa-rabat/en.atom": 2, "mfa-rabat/en.rss": 2,
-    "zz-unlisted.atom": 1, "zz-unlisted.rss": 1, "zz-unlisted/ru.atom": 1, "zz-unlisted/ru.rss": 1,
+# feed (path relative to out_dir, without the format's extension) -> entries it must hold
+FEEDS = {
+    "all": 13, "all/en": 8, "all/ru": 4, "all/kk": 1,
+    "mod": 10, "mod/en": 6, "mod/ru": 3, "mod/kk": 1,
+    "mfa-rabat": 2, "mfa-rabat/en": 2,
+    "zz-unlisted": 1, "zz-unlisted/ru": 1,
 }  # fmt: skip
+FORMATS = ("atom", "rss", "json")
+# file -> number of entries it must hold: every feed in every format
+EXPECTED = {f"{rel}.{ext}": n for rel, n in FEEDS.items() for ext in FORMATS}
+XML_FEEDS = sorted(name for name in EXPECTED if not name.endswith(".json"))
+# The per-agency-per-language feeds: what the OPML lists (as Atom), each item in one of them.
+UNITS = ["mod/en", "mod/ru", "mod/kk", "mfa-rabat/en", "zz-unlisted/ru"]
+INDEXES = {"index.opml", "index.kk.opml", "index.ru.opml", "index.en.opml", "index.html"}
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +134,9 @@ def files(out: Path) -> set[str]:
 
 
 def test_write_feeds_writes_every_feed_and_the_opml(published: Path) -> None:
-    assert files(published) == set(EXPECTED) | {"index.opml"}
+    # Each with its gzip copy, and the hidden digest that tells whether the indexes are current.
+    written = set(EXPECTED) | INDEXES
+    assert files(published) == written | {f"{name}.gz" for name in written} | {INDEX_KEY}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -129,7 +144,7 @@ def test_every_feed_passes_the_validator_checks(published: Path, name: str) -> N
     assert feedcheck.check_file(published / name, served_at=f"{BASE}feeds/{name}") == []
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("name", XML_FEEDS)
 def test_every_feed_reads_cleanly_in_feedparser(published: Path, name: str) -> None:
     parsed = feedparser.parse((published / name).read_bytes())
     assert parsed.bozo == 0, parsed.get("bozo_exception")
@@ -145,8 +160,9 @@ def test_every_feed_reads_cleanly_in_feedparser(published: Path, name: str) -> N
 
 def test_opml_lists_every_feed(published: Path) -> None:
     assert feedcheck.check_opml((published / "index.opml").read_bytes()) == []
-    urls = [o.get("xmlUrl") for o in parse(published / "index.opml").iter("outline")]
-    assert sorted(urls) == sorted(f"{BASE}feeds/{name}" for name in EXPECTED)
+    outlines = parse(published / "index.opml").iter("outline")
+    urls = [o.get("xmlUrl") for o in outlines if o.get("xmlUrl")]
+    assert sorted(urls) == sorted(f"{BASE}feeds/{rel}.atom" for rel in UNITS)
 
 
 @pytest.mark.parametrize("name", ["mod/en.atom", "mod/en.rss", "all.atom", "mod.rss"])
@@ -227,8 +243,9 @@ def test_plain_text_bodies_and_hero_images_become_html(published: Path) -> None:
 def test_second_run_with_same_data_writes_nothing(tmp_path: Path, registry: AgencyRegistry) -> None:
     source = FakeArchive(dataset())
     first = write_feeds(source, tmp_path, registry=registry)
-    assert len(first.written) == first.feeds == len(EXPECTED) + 1
-    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    assert len(first.written) == first.feeds == len(EXPECTED) + len(INDEXES)
+    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")
+              if p.is_file() and p.name != INDEX_KEY}  # fmt: skip
     contents = {p: p.read_bytes() for p in stamps}
     for path in stamps:  # make any rewrite visible in the mtime, whatever the clock resolution
         os.utime(path, ns=(0, 0))
@@ -236,7 +253,8 @@ def test_second_run_with_same_data_writes_nothing(tmp_path: Path, registry: Agen
     assert second.written == []
     assert second.unchanged == second.feeds == first.feeds
     assert all(p.stat().st_mtime_ns == 0 and p.read_bytes() == contents[p] for p in stamps)
-    assert not [p for p in tmp_path.rglob(".*") if p.is_file()]  # no temporary files left
+    # No temporary files left (the indexes' digest is no temporary file).
+    assert not [p for p in tmp_path.rglob(".*") if p.is_file() and p.name != INDEX_KEY]
 
 
 def test_an_edit_rewrites_only_the_feeds_that_show_it(
@@ -247,7 +265,8 @@ def test_an_edit_rewrites_only_the_feeds_that_show_it(
     rows[0] = {**rows[0], "title": "Edited title", "updated": "2025-05-20T10:00:00+05:00"}
     report = write_feeds(FakeArchive(rows), tmp_path, registry=registry)
     written = sorted(p.relative_to(tmp_path).as_posix() for p in report.written)
-    assert written == ["all.atom", "all.rss", "mod.atom", "mod.rss", "mod/en.atom", "mod/en.rss"]
+    assert written == sorted(f"{rel}.{ext}" for rel in ("all", "all/en", "mod", "mod/en")
+                             for ext in FORMATS)  # fmt: skip
 
 
 def test_agencies_argument_limits_what_is_rewritten(
@@ -260,12 +279,12 @@ def test_agencies_argument_limits_what_is_rewritten(
     rows.append(row("mfa-rabat", 250, "en", "2026-03-01T09:00:00+05:00"))
     report = write_feeds(FakeArchive(rows), tmp_path, registry=registry, agencies=["mfa-rabat"])
     written = sorted(p.relative_to(tmp_path).as_posix() for p in report.written)
-    assert written == [
-        "all.atom", "all.rss", "mfa-rabat.atom", "mfa-rabat.rss", "mfa-rabat/en.atom",
-        "mfa-rabat/en.rss",
-    ]  # fmt: skip
+    assert written == sorted(f"{rel}.{ext}" for rel in ("all", "all/en", "mfa-rabat",
+                                                        "mfa-rabat/en") for ext in FORMATS)
     assert (tmp_path / "mod" / "en.atom").read_bytes() == before
-    assert (report.feeds, report.unchanged) == (7, 1)  # mfa-rabat's 4, all's 2, the OPML
+    # mfa-rabat's 2 feeds and the 4 every-agency feeds in 3 formats, then the 5 indexes; of
+    # those, all/ru, all/kk and the indexes are unchanged.
+    assert (report.feeds, report.unchanged) == (6 * 3 + 5, 2 * 3 + 5)
 
 
 def test_limit_keeps_the_newest(tmp_path: Path, registry: AgencyRegistry) -> None:
@@ -293,8 +312,14 @@ def test_an_empty_archive_still_gives_valid_documents(
     tmp_path: Path, registry: AgencyRegistry
 ) -> None:
     report = write_feeds(FakeArchive([]), tmp_path, registry=registry)
-    assert files(tmp_path) == {"all.atom", "all.rss", "index.opml"}
-    assert report.feeds == 3
+    every = {f"{rel}.{ext}" for rel in ("all", "all/kk", "all/ru", "all/en") for ext in FORMATS}
+    written = every | INDEXES
+    assert files(tmp_path) == written | {f"{name}.gz" for name in written} | {INDEX_KEY}
+    assert report.feeds == len(every) + len(INDEXES)
+    for name in sorted(every):
+        assert feedcheck.check_file(tmp_path / name, served_at=f"{BASE}feeds/{name}") == []
+    for opml in sorted(INDEXES - {"index.html"}):
+        assert feedcheck.check_opml((tmp_path / opml).read_bytes()) == []
     for name in ("all.atom", "all.rss"):
         assert feedcheck.check_file(tmp_path / name, served_at=f"{BASE}feeds/{name}") == []
         parsed = feedparser.parse((tmp_path / name).read_bytes())
@@ -452,7 +477,7 @@ def test_write_if_changed(tmp_path: Path) -> None:
     assert write_if_changed(path, b"two") is True
     assert path.read_bytes() == b"two"
     assert oct(path.stat().st_mode & 0o777) == "0o644"
-    assert [p.name for p in path.parent.iterdir()] == ["f.xml"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["f.xml", "f.xml.gz"]
 
 
 def test_fake_archive_satisfies_the_protocol() -> None:
@@ -534,11 +559,9 @@ def test_feedcheck_reports_opml_problems(opml: bytes, problem: str) -> None:
 
 def test_feeds_from_a_real_archive(tmp_path: Path) -> None:
     from crawler.items import NewsItem
-    from crawler.store import Archive
     from crawler.timeutil import ALMATY
 
-    archive = Archive.memory()
-    try:
+    with memory_archive() as archive:
         for lang, title in (("en", "Exercise & drills"), ("ru", "Учения"), ("kk", "Жаттығу")):
             archive.save_item(
                 NewsItem(
@@ -555,15 +578,13 @@ def test_feeds_from_a_real_archive(tmp_path: Path) -> None:
         )  # fmt: skip
         registry = AgencyRegistry([Agency("mod", {"en": "MoD", "ru": "МО"}, "ministry", None)])
         report = write_feeds(archive, tmp_path, registry=registry)
-    finally:
-        archive.close()
     names = {p.relative_to(tmp_path).as_posix() for p in report.written}
-    assert names == {
-        "all.atom", "all.rss", "mod.atom", "mod.rss", "index.opml",
-        *(f"mod/{lang}.{ext}" for lang in ("en", "ru", "kk") for ext in ("atom", "rss")),
+    assert names == INDEXES | {
+        f"{rel}.{ext}" for rel in ("all", "all/en", "all/ru", "all/kk", "mod", "mod/en",
+                                   "mod/ru", "mod/kk") for ext in FORMATS
     }  # fmt: skip
-    for name in sorted(names):
-        served = None if name == "index.opml" else f"{BASE}feeds/{name}"
+    for name in sorted(names - {"index.html"}):
+        served = None if name.endswith(".opml") else f"{BASE}feeds/{name}"
         assert feedcheck.check_file(tmp_path / name, served_at=served) == [], name
     parsed = feedparser.parse((tmp_path / "mod/en.atom").read_bytes())
     assert parsed.bozo == 0 and len(parsed.entries) == 1

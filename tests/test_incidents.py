@@ -8,14 +8,24 @@ from datetime import UTC, datetime, timedelta
 
 import feedparser
 import pytest
+from store_helpers import memory_archive
 
 from crawler.config import Schedule
+from crawler.items import NewsItem, item_url
 from crawler.problems import ProblemKind
 from crawler.store import Archive
 from crawler.store_monitor import Target
 from crawler.summary import CrawlSummary
 from crawler.timeutil import ALMATY
-from scheduler.incidents import Incident, detect, incident_entries, incident_feed
+from scheduler.incidents import (
+    SILENCE_KINDS,
+    Incident,
+    Rhythm,
+    detect,
+    incident_entries,
+    incident_feed,
+    judge_silence,
+)
 from scheduler.policy import AgencyState, CrawlOutcome, Policy
 
 NOW = datetime(2026, 9, 1, 12, 0, tzinfo=ALMATY)
@@ -132,10 +142,9 @@ def test_failing_and_recovered(history: str, threshold: int, expected: list[list
     ],
 )
 def test_problem_kinds_once_per_run_of_the_same_problem(
-    history: str, expected: list[list[str]], restarts: bool
+    archive: Archive, history: str, expected: list[list[str]], restarts: bool
 ) -> None:
-    archive = Archive.memory() if restarts else None
-    assert run(history, archive=archive) == expected
+    assert run(history, archive=archive if restarts else None) == expected
 
 
 def test_threshold_one_reports_failing_and_the_problem_together() -> None:
@@ -221,14 +230,15 @@ def test_threshold_must_be_positive(threshold: int) -> None:
 
 
 def stored_incidents() -> list[dict]:
-    monitor = Archive.memory().monitor
-    monitor.add_incident("mod", "failing", "mod: 3 crawl(s) failed in a row; last error: x",
-                         now=NOW)
-    monitor.add_incident("akimat astana", "layout-changed", LAYOUT_MESSAGE,
-                         now=NOW + timedelta(minutes=5))
-    monitor.add_incident("mod", "recovered", "mod: crawled successfully again",
-                         now=(NOW + timedelta(hours=1)).astimezone(UTC))
-    return monitor.incidents()
+    with memory_archive() as archive:
+        monitor = archive.monitor
+        monitor.add_incident("mod", "failing", "mod: 3 crawl(s) failed in a row; last error: x",
+                             now=NOW)
+        monitor.add_incident("akimat astana", "layout-changed", LAYOUT_MESSAGE,
+                             now=NOW + timedelta(minutes=5))
+        monitor.add_incident("mod", "recovered", "mod: crawled successfully again",
+                             now=(NOW + timedelta(hours=1)).astimezone(UTC))
+        return monitor.incidents()
 
 
 def test_incident_entries() -> None:
@@ -266,3 +276,100 @@ def test_incident_feed_reads_back_as_atom() -> None:
 def test_an_empty_incident_feed_is_valid() -> None:
     parsed = feedparser.parse(incident_feed([], base_url=BASE))
     assert not parsed.bozo and parsed.entries == []
+
+
+# --- silence ----------------------------------------------------------------------------------
+
+DAY = timedelta(days=1)
+
+
+def every(gap: timedelta, *, newest: datetime, count: int = 20) -> list[datetime]:
+    return [newest - n * gap for n in range(count)]
+
+
+@pytest.mark.parametrize(
+    ("published", "newest", "gap"),
+    [
+        ([], None, None),
+        (every(DAY, newest=NOW, count=5), NOW, None),  # 4 gaps: no rhythm yet
+        (every(DAY, newest=NOW, count=6), NOW, DAY),
+        # The median: a burst of items in one minute and one long pause do not set it.
+        ([NOW, NOW - timedelta(minutes=1), NOW - 2 * DAY, NOW - 3 * DAY, NOW - 4 * DAY,
+          NOW - 5 * DAY, NOW - 40 * DAY], NOW, DAY),
+        (list(reversed(every(7 * DAY, newest=NOW, count=8))), NOW, 7 * DAY),  # any order
+    ],
+)
+def test_the_rhythm_is_the_median_gap(published: list[datetime], newest: datetime | None,
+                                      gap: timedelta | None) -> None:
+    assert Rhythm.of(published) == Rhythm(newest, gap)
+
+
+@pytest.mark.parametrize(
+    ("gap", "quiet", "is_open", "expected"),
+    [
+        (DAY, 2 * DAY, False, None),  # within its rhythm
+        (DAY, 3 * DAY, False, None),  # exactly 3 days and 3 gaps is not yet over them
+        (DAY, 4 * DAY, False, "silent"),
+        (timedelta(hours=1), 2 * DAY, False, None),  # 48 usual gaps, but under 3 days
+        (timedelta(hours=1), 3 * DAY + timedelta(minutes=1), False, "silent"),
+        (7 * DAY, 20 * DAY, False, None),  # a weekly agency may be quiet for 3 weeks
+        (7 * DAY, 22 * DAY, False, "silent"),
+        (DAY, 9 * DAY, True, None),  # still silent: said once
+        (DAY, timedelta(hours=2), True, "resumed"),  # a new item ends it
+        (DAY, timedelta(hours=2), False, None),
+    ],
+)
+def test_silence_is_judged_by_the_agencys_own_rhythm(
+    gap: timedelta, quiet: timedelta, is_open: bool, expected: str | None
+) -> None:
+    rhythm = Rhythm.of(every(gap, newest=NOW - quiet))
+    incident = judge_silence(MOD, rhythm, NOW, is_open=is_open)
+    assert (incident.kind if incident else None) == expected
+    if incident is not None:
+        assert incident.target == MOD and incident.message.startswith("mod/ru: ")
+        assert "\n" not in incident.message
+
+
+def test_a_silence_message_says_since_when_in_almaty_time() -> None:
+    newest = datetime(2026, 8, 20, 9, 30, tzinfo=UTC)  # 14:30 in Almaty (UTC+5)
+    incident = judge_silence(MOD, Rhythm.of(every(DAY, newest=newest)), NOW, is_open=False)
+    assert incident is not None
+    assert "silent since 2026-08-20 14:30 (Almaty)" in incident.message
+    assert "usually an item every 24.0 h" in incident.message
+
+
+def test_no_rhythm_no_silence() -> None:
+    assert judge_silence(MOD, Rhythm(None, None), NOW, is_open=True) is None
+    assert judge_silence(MOD, Rhythm(NOW - 300 * DAY, None), NOW, is_open=False) is None
+
+
+def save(archive: Archive, target: Target, published: list[datetime], first_id: int = 1) -> None:
+    for n, when in enumerate(published):
+        item_id = first_id + n
+        archive.save_item(NewsItem(
+            agency=target.agency, id=item_id, lang=target.lang,
+            url=item_url(target.agency, item_id, target.lang), title=f"news {item_id}",
+            published=when, body_html="<p>b</p>", body_text="b"))
+
+
+def test_the_archive_gives_each_targets_newest_dates_in_one_query(archive: Archive) -> None:
+    save(archive, MOD, every(DAY, newest=NOW - 2 * DAY, count=40))
+    save(archive, ASTANA, [NOW - DAY], first_id=100)
+    found = archive.recent_published([MOD, ASTANA, Target("nobody", "kk")], per_target=31)
+    assert found[MOD] == every(DAY, newest=NOW - 2 * DAY, count=31)
+    assert found[ASTANA] == [NOW - DAY]
+    assert found[Target("nobody", "kk")] == []
+    assert archive.recent_published([]) == {}
+
+
+def test_the_newest_silence_incident_of_each_target_says_whether_it_is_open(
+    archive: Archive,
+) -> None:
+    monitor = archive.monitor
+    monitor.add_incident("mod/ru", "silent", "m")
+    monitor.add_incident("mod/ru", "failing", "m")  # another kind: not about silence
+    monitor.add_incident("astana/en", "silent", "m")
+    monitor.add_incident("astana/en", "resumed", "m")
+    assert monitor.latest_incident_kinds(SILENCE_KINDS) == {"mod/ru": "silent",
+                                                            "astana/en": "resumed"}
+    assert monitor.latest_incident_kinds([]) == {}

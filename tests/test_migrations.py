@@ -108,7 +108,9 @@ def test_upgrading_from_every_earlier_version_gives_the_same_schema(
 def test_upgrading_from_the_previous_version_keeps_and_indexes_old_rows(tmp_path: Path) -> None:
     path = tmp_path / "news.db"
     old = Database(path)
-    migrate(old, stop_before=NAMES[-1])
+    # From before the stemmed search index: the store fills it, so rows inserted behind the
+    # store's back after it exists are not in it; an upgrade indexes the rows it finds.
+    migrate(old, stop_before="create_items_search")
     old["items"].insert(item_row())
     old.close()
 
@@ -544,8 +546,8 @@ def test_an_archive_of_the_previous_version_opens_with_its_schedule(tmp_path: Pa
     archive = Archive.open(path)
     assert applied(archive.db) == NAMES
     assert list(archive.monitor.schedule()) == [Target("mod", "en")]
-    # What scheduler/commands.py (`status`) reads: keyed "agency/lang", JSON-friendly.
-    assert list(archive.schedule()) == ["mod/en"]
-    assert archive.schedule()["mod/en"]["lang"] == "en"
-    json.dumps(archive.schedule())
+    # What `status --json` prints: keyed "agency/lang", JSON-friendly.
+    schedule = {t.key: row for t, row in archive.monitor.schedule().items()}
+    assert list(schedule) == ["mod/en"] and schedule["mod/en"]["lang"] == "en"
+    json.dumps(schedule)
     archive.close()

@@ -8,15 +8,15 @@ import re
 import socket
 import threading
 import urllib.error
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 from xml.etree import ElementTree
 
 import pytest
+from crawl_helpers import NEWS
+from mockgov_helpers import call, news
 
 from crawler.items import NewsItem, item_url
 from crawler.mockgov import Fault, MockServer, MockSite, serve_in_thread, token_headers
@@ -24,51 +24,8 @@ from crawler.mockgov.faults import FAR_DATE, POISON_FIRST_ID, POISON_JSON, RSS_P
 from crawler.mockgov.serve import build_parser, build_site, wsgi_resource
 from crawler.timeutil import ALMATY
 
-NEWS = "/api/v1/public/content-manager/news"
 T0 = datetime(2026, 2, 27, 10, 15, 30, tzinfo=ALMATY)
 ROOT = Path(__file__).resolve().parent.parent
-
-# Never let an http_proxy from the environment see requests to the mock.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def call(
-    server: MockServer,
-    path: str,
-    *,
-    method: str = "GET",
-    headers: dict[str, str] | None = None,
-    data: bytes | None = None,
-    query: dict[str, Any] | None = None,
-) -> tuple[int, Any, bytes]:
-    url = server.url + path + ("?" + urlencode(query) if query else "")
-    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    try:
-        with _OPENER.open(request, timeout=10) as response:
-            return response.status, response.headers, response.read()
-    except urllib.error.HTTPError as err:
-        with err:
-            return err.code, err.headers, err.read()
-
-
-def news(
-    server: MockServer,
-    slug: str | None = "mod",
-    *,
-    page: int = 1,
-    size: int = 10,
-    lang: str | None = None,
-    headers: dict[str, str] | None = None,
-    **extra: Any,
-) -> tuple[int, Any]:
-    query = {"sort-by": "created_date:DESC", "page": page, "size": size, **extra}
-    if slug is not None:
-        query["projects"] = f"eq:{slug}"
-    headers = dict(headers or {})
-    if lang:
-        headers["Accept-Language"] = lang
-    status, _, body = call(server, NEWS, query=query, headers=headers)
-    return status, json.loads(body)
 
 
 def gql(server: MockServer, query: str, variables: dict | None = None) -> tuple[int, dict]:

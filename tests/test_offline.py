@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -58,18 +57,6 @@ def test_offline_crawl_keeps_the_traceback_at_debug(tmp_path: Path) -> None:
 
 
 # --- the formatter on its own -----------------------------------------------------------------
-
-
-@pytest.fixture()
-def root_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
 
 
 def _log_exception(exc: BaseException, cause: BaseException | None = None) -> None:

@@ -90,20 +90,53 @@ def test_first_success_imports_a_backlog_and_keeps_the_interval() -> None:
 
 
 @pytest.mark.parametrize(
-    ("failures_before", "expected_wait"),
-    [(0, 1200), (1, 2400), (2, 4800), (3, 9600), (4, 19200), (5, MAX), (40, MAX), (500, MAX)],
+    ("interval", "failures_before", "expected_wait"),
+    [
+        # Retry soon: 1, 2, 4 x min_interval, whatever the learned interval...
+        (1200, 0, MIN), (1200, 1, 2 * MIN), (1200, 2, 4 * MIN),
+        (MAX, 0, MIN), (MAX, 2, 4 * MIN),
+        # ...then double from there, or from the learned interval when that is longer.
+        (1200, 3, 8 * MIN), (1200, 4, 16 * MIN), (1200, 5, 32 * MIN), (1200, 6, MAX),
+        (1200, 40, MAX),
+        (1200, 500, MAX), (MAX, 3, MAX), (MAX, 9, MAX),
+    ],
 )
-def test_failures_back_off_exponentially_up_to_the_cap(
-    failures_before: int, expected_wait: int
+def test_failures_retry_soon_then_back_off_exponentially_up_to_the_cap(
+    interval: int, failures_before: int, expected_wait: int
 ) -> None:
-    state = seasoned(1200, consecutive_failures=failures_before)
+    state = seasoned(interval, consecutive_failures=failures_before)
     after = policy().after_crawl(state, FAIL, NOW)
     assert wait(after) == expected_wait
-    assert after.interval == 1200  # the learned interval is not changed by failures
+    assert after.interval == interval  # the learned interval is not changed by failures
     assert after.consecutive_failures == failures_before + 1
     assert after.last_error == FAIL.error and after.last_error_at == NOW
     assert after.last_success == state.last_success
     assert after.last_crawl == NOW
+
+
+@pytest.mark.parametrize("threshold", [1, 2, 3])
+@pytest.mark.parametrize("interval", [MIN, 3600, MAX])
+def test_a_broken_agency_reaches_the_threshold_within_two_normal_cycles(
+    interval: int, threshold: int
+) -> None:
+    # The first failure comes at a normal crawl; the quick retries reach the incident
+    # threshold before two more learned intervals have passed (jitter included).
+    p = policy(JITTERY)
+    state, at = seasoned(interval), NOW
+    for _ in range(threshold):
+        state = p.after_crawl(state, FAIL, at)
+        assert state.next_crawl is not None
+        at = state.next_crawl
+    assert state.consecutive_failures == threshold
+    # `at` is when the crawl after the threshold-th failure would run; the threshold-th
+    # failure itself happened before it.
+    assert state.last_crawl is not None
+    assert state.last_crawl - NOW <= timedelta(seconds=max(2 * interval, 4 * MIN))
+
+
+def test_retry_soon_factors_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="retry-soon"):
+        Policy(STEADY, retry_soon=(1, 0))
 
 
 def test_success_after_failures_resets_the_backoff() -> None:
@@ -111,7 +144,7 @@ def test_success_after_failures_resets_the_backoff() -> None:
     state = seasoned(1200)
     for _ in range(4):
         state = p.after_crawl(state, FAIL, NOW)
-    assert wait(state) == 9600
+    assert wait(state) == 8 * MIN
     after = p.after_crawl(state, OK_EMPTY, NOW)
     assert after.consecutive_failures == 0
     assert wait(after) == after.interval == 1800
@@ -121,7 +154,8 @@ def test_success_after_failures_resets_the_backoff() -> None:
 @pytest.mark.parametrize("interval", [MIN, 700, 3600, MAX - 30, MAX])
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_jitter_stays_within_bounds_and_never_below_min_interval(interval: int, seed: int) -> None:
-    p = policy(JITTERY, seed)
+    # Without quick retries a first failure waits the learned interval, +- jitter.
+    p = Policy(JITTERY, random.Random(seed), retry_soon=())
     waits = [wait(p.after_crawl(seasoned(interval), FAIL, NOW)) for _ in range(300)]
     assert min(waits) >= max(MIN, interval - 60)
     assert max(waits) <= min(MAX, interval + 60)
@@ -249,12 +283,11 @@ def test_startup_shares_one_spread_between_overdue_and_new_agencies() -> None:
     [(FAIL, ()), (LAYOUT_AND_TIMEOUT, ("layout-changed", "timeout"))],
 )
 def test_state_round_trips_through_the_archive(
-    outcome: CrawlOutcome, last_kinds: tuple[str, ...]
+    archive: Archive, outcome: CrawlOutcome, last_kinds: tuple[str, ...]
 ) -> None:
     p = policy(JITTERY)
     state = p.after_crawl(p.after_crawl(p.initial(MOD, NOW), OK_EMPTY, NOW), outcome, NOW)
     assert state.last_kinds == last_kinds  # sorted: the stored row does not depend on order
-    archive = Archive.memory()
     row = state.to_row()
     assert row["last_kinds"] == (",".join(last_kinds) or None)
     assert (row["agency"], row["lang"]) == ("mod", "en")

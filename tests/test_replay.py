@@ -168,6 +168,10 @@ def test_hostile_titles_never_break_a_feed(tmp_path: Path) -> None:
     for path in (tmp_path / "d" / "feeds").rglob("*.*"):
         assert check_file(path) == [], path
         data = path.read_bytes()
+        if path.suffix == ".gz":  # a feed's gzip copy: what a gzip client reads is inside
+            import gzip
+
+            data = gzip.decompress(data)
         assert b"<script" not in data and b"\x0b" not in data
     entry = feedparser.parse((tmp_path / "d" / "feeds" / "mod.atom").read_bytes()).entries[0]
     assert "Tom & Jerry" in entry.title

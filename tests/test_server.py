@@ -18,7 +18,6 @@ import socket
 import subprocess
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import formatdate, parsedate_to_datetime
@@ -28,6 +27,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.threads import blockingCallFromThread
+from web_helpers import fetch, read, serving
 
 from scheduler.metrics import Metrics
 from scheduler.server import (
@@ -105,6 +105,7 @@ def sample_agencies(now: datetime) -> list[AgencyStatus]:
 
 @pytest.fixture(scope="module")
 def reactor() -> Iterator[object]:
+    """The global reactor (not tests/conftest.py's private one): listen's default is under test."""
     from twisted.internet import reactor
 
     if reactor.running:  # another module already runs it in a thread: share it
@@ -120,15 +121,6 @@ def reactor() -> Iterator[object]:
     yield reactor
     reactor.callFromThread(reactor.stop)
     thread.join(30)
-
-
-@contextmanager
-def serving(reactor: object, site: object) -> Iterator[int]:
-    port = blockingCallFromThread(reactor, listen, site, "127.0.0.1", 0)
-    try:
-        yield port.getHost().port
-    finally:
-        blockingCallFromThread(reactor, port.stopListening)
 
 
 @pytest.fixture(scope="module")
@@ -175,29 +167,6 @@ def port(reactor, data_dir: Path, provider: FakeProvider, metrics: Metrics) -> I
     site = build_site(data_dir / "feeds", provider, metrics)
     with serving(reactor, site) as number:
         yield number
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: http.client.HTTPMessage
-    body: bytes
-
-    def header(self, name: str) -> str | None:
-        return self.headers.get(name)
-
-
-def fetch(port: int, path: str, method: str = "GET", headers: dict | None = None) -> Reply:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        conn.request(method, path, headers=headers or {})
-        return read(conn.getresponse())
-    finally:
-        conn.close()
-
-
-def read(response: http.client.HTTPResponse) -> Reply:
-    return Reply(response.status, response.headers, response.read())
 
 
 # --- feed files ----------------------------------------------------------------------------------
@@ -813,7 +782,7 @@ def test_metrics_page_parses_and_counts_feed_requests(port, metrics):
 def test_healthz_ok(port):
     reply = fetch(port, "/healthz")
     assert reply.status == 200
-    assert json.loads(reply.body) == {"status": "ok", "detail": "scheduler running"}
+    assert json.loads(reply.body) == {"status": "ok", "reason": "scheduler running"}
 
 
 @pytest.mark.parametrize(
@@ -828,7 +797,7 @@ def test_healthz_unhealthy(port, provider, healthy, fail_with, detail):
     provider.fail_with = fail_with
     reply = fetch(port, "/healthz")
     assert reply.status == 503
-    assert json.loads(reply.body) == {"status": "unhealthy", "detail": detail}
+    assert json.loads(reply.body) == {"status": "fail", "reason": detail}
 
 
 def test_healthz_needs_a_readable_data_dir(reactor, tmp_path, provider):
@@ -836,7 +805,7 @@ def test_healthz_needs_a_readable_data_dir(reactor, tmp_path, provider):
     with serving(reactor, site) as number:
         reply = fetch(number, "/healthz")
     assert reply.status == 503
-    assert "data directory not readable" in json.loads(reply.body)["detail"]
+    assert "data directory not readable" in json.loads(reply.body)["reason"]
 
 
 def test_cache_max_age_is_configurable(reactor, data_dir, provider):

@@ -1,20 +1,16 @@
-"""The status page in a real browser: headless Chromium loads what `govkz-monitor serve` serves.
+"""The status page in a real browser: headless Chromium (tests/browser_helpers.py, over the
+DevTools protocol) loads what `govkz-monitor serve` serves.
 
-Chromium prints every console message of the page to stderr (--enable-logging=stderr) as a line
-with "CONSOLE"; the status page has no reason to print anything, so any such line (an uncaught
-error, a script refused by the Content-Security-Policy) fails the test. A control page proves the
-browser reports those lines at all, so "no console lines" cannot pass vacuously.
+Every console message, log entry and uncaught exception of the page (an error, a script refused
+by the Content-Security-Policy) fails the test; the status page has no reason to print anything.
+A control page proves the browser reports those at all, so "no problems" cannot pass vacuously.
+At 1280 and 400 px the page fits the screen; screenshots are saved under tmp_path and, when
+GOVKZ_TEST_ARTIFACTS is set, copied there (pages/status-<width>.png).
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -23,31 +19,24 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from cli_helpers import ROOT
+from browser_helpers import WIDTHS, DevTools, is_screenshot, needs_chromium, visit
+from serve_helpers import Server, serve
 
 from crawler.items import NewsItem, item_url
 from crawler.pipelines import publish
 from crawler.runner import project_settings
 from crawler.store import Archive
+from crawler.store_monitor import Target
 from crawler.timeutil import utcnow
 
-CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.access(
-    "/usr/bin/chromium", os.X_OK) else None)
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="headless Chromium is not installed (Debian: apt-get install chromium; .ci/run does)",
-)
+pytestmark = needs_chromium
+
 NAMES = {  # the shipped registry's English names
     "mod": "Ministry of Defence of the Republic of Kazakhstan",
     "mfa": "Ministry of Foreign Affairs of the Republic of Kazakhstan",
     "economy": "Ministry of National Economy of the Republic of Kazakhstan",
 }
 STATES = {"mod": "ok", "mfa": "failing", "economy": "never"}
-FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--enable-logging=stderr", "--v=0",
-)
 
 
 # --- a data directory and its server ------------------------------------------------------------
@@ -67,94 +56,30 @@ def make_data(data: Path) -> None:
                     title=f"{slug} news {n}", published=now - timedelta(days=n + 1),
                     body_html=f"<p>{slug} body {n}</p>", body_text=f"{slug} body {n}",
                 ))
-        archive.save_schedule("mod/en", interval=1800, next_crawl=now + timedelta(minutes=20),
-                              last_crawl=now - timedelta(minutes=10),
-                              last_success=now - timedelta(minutes=10))
-        archive.save_schedule("mfa/en", interval=3600, next_crawl=now + timedelta(hours=2),
-                              last_crawl=now - timedelta(minutes=5),
-                              last_success=now - timedelta(days=1),
-                              last_error="mfa/en: HTTP 500 <b>from</b> the API & more",
-                              last_error_at=now - timedelta(minutes=5), consecutive_failures=3)
-        archive.save_schedule("economy/en", interval=3600, next_crawl=now + timedelta(minutes=3))
+        save = archive.monitor.save_schedule
+        save(Target("mod", "en"), interval=1800, next_crawl=now + timedelta(minutes=20),
+             last_crawl=now - timedelta(minutes=10), last_success=now - timedelta(minutes=10))
+        save(Target("mfa", "en"), interval=3600, next_crawl=now + timedelta(hours=2),
+             last_crawl=now - timedelta(minutes=5), last_success=now - timedelta(days=1),
+             last_error="mfa/en: HTTP 500 <b>from</b> the API & more",
+             last_error_at=now - timedelta(minutes=5), consecutive_failures=3)
+        save(Target("economy", "en"), interval=3600, next_crawl=now + timedelta(hours=3))
+        archive.monitor.add_incident("mfa/en", "failing",
+                                     "mfa/en: 3 crawl(s) failed in a row; last error: <b>500</b>")
     finally:
         archive.close()
     publish(project_settings({"GOVKZ_DATA": str(data)}))
-
-
-@dataclass
-class Server:
-    port: int
-    log: Path
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("status-browser")
     make_data(root / "data")
-    config = root / "empty.toml"
-    config.write_text("", encoding="utf-8")  # defaults, whatever ./govkz-monitor.toml says
-    log = root / "serve.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVKZ_")}
-    env["PYTHONPATH"] = str(ROOT)
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "crawler.cli", "--config", str(config), "serve",
-             "--data", str(root / "data"), "--port", "0"],
-            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        found = None
-        while found is None:
-            found = re.search(r"serving feeds on http://127\.0\.0\.1:(\d+)/", log.read_text())
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"`serve` did not start (exit {proc.returncode}):\n{log.read_text()}")
-            try:
-                proc.wait(timeout=0.05)  # returns early if the server dies
-            except subprocess.TimeoutExpired:
-                pass
-        yield Server(int(found.group(1)), log)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+    with serve(root / "data", root) as running:
+        yield running
 
 
-# --- the browser --------------------------------------------------------------------------------
-
-
-@dataclass
-class Page:
-    dom: str
-    console: list[str]  # the page's console messages, one line each
-
-
-def load(url: str, profile: Path) -> Page:
-    """Load `url` in headless Chromium; the DOM after its scripts ran, and its console."""
-    proc = subprocess.Popen(
-        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        start_new_session=True,  # so a hung browser goes down with all its helper processes
-    )
-    try:
-        out, err = proc.communicate(timeout=60)
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
-    assert proc.returncode == 0, err.decode("utf-8", "replace")[-3000:]
-    lines = err.decode("utf-8", "replace").splitlines()
-    return Page(out.decode("utf-8"),
-                [line for line in lines if "CONSOLE" in line or "Uncaught" in line])
+# --- the page's table ---------------------------------------------------------------------------
 
 
 @dataclass
@@ -224,17 +149,17 @@ class StatusDom(HTMLParser):
     ],
     ids=["refused-by-csp", "uncaught"],
 )
-def test_the_browser_reports_console_errors(tmp_path: Path, html: str, expected: str) -> None:
+def test_the_browser_reports_console_errors(browser: DevTools, html: str, expected: str) -> None:
     # The control: what the status page tests look for does show up when it happens.
-    page = load("data:text/html," + quote(html), tmp_path / "profile")
-    assert any(expected in line for line in page.console), page.console
+    page = visit(browser, "data:text/html," + quote(html), 1280)
+    assert any(expected in problem for problem in page.problems), page.problems
 
 
 def test_status_page_lists_every_agency_without_console_errors(
-    server: Server, tmp_path: Path
+    server: Server, browser: DevTools
 ) -> None:
-    page = load(server.url("/status"), tmp_path / "profile")
-    assert page.console == []
+    page = visit(browser, server.url("/status"), 1280)
+    assert page.problems == []
     dom = StatusDom(page.dom)
     assert sorted(dom.slugs()) == sorted(NAMES)
     assert dom.showing() == "Showing 3 of 3 agencies"
@@ -245,23 +170,55 @@ def test_status_page_lists_every_agency_without_console_errors(
         assert (row.css_class, row.cells[1]) == (STATES[slug], STATES[slug])
     assert by_slug["mod"].cells[2] == "2"
     assert "/feeds/mod/en.atom" in by_slug["mod"].links
+    # The sparkline's title counts the last 30 days' items.
+    assert by_slug["mod"].cells[3].startswith("2 items in 30 days")
+    assert "https://www.gov.kz/memleket/entities/mod/press/news?lang=en" in by_slug["mod"].links
     # The error text is shown as text, not as markup.
-    assert "HTTP 500 <b>from</b> the API & more" in by_slug["mfa"].cells[4]
-    assert "3 failure(s) in a row" in by_slug["mfa"].cells[4]
-    assert by_slug["economy"].cells[3] == "never"
+    assert "HTTP 500 <b>from</b> the API & more" in by_slug["mfa"].cells[5]
+    assert "3 failure(s) in a row" in by_slug["mfa"].cells[5]
+    assert by_slug["economy"].cells[4] == "never"
+    # Almaty time with a relative hint: the future is "in …", the past "… ago".
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d \(in (2|3) h\)", by_slug["economy"].cells[6])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d \(\d+ min ago\)", by_slug["mod"].cells[4])
 
 
 @pytest.mark.parametrize(
     ("query", "expected"),
     [("mfa", ["mfa"]), ("Defence", ["mod"]), ("ministry of", sorted(NAMES)), ("nowhere", [])],
 )
-def test_status_page_filters_by_name_or_slug(server: Server, tmp_path: Path, query: str,
+def test_status_page_filters_by_name_or_slug(server: Server, browser: DevTools, query: str,
                                              expected: list[str]) -> None:
-    page = load(server.url(f"/status?q={quote(query)}"), tmp_path / "profile")
-    assert page.console == []
+    page = visit(browser, server.url(f"/status?q={quote(query)}"), 1280)
+    assert page.problems == []
     dom = StatusDom(page.dom)
     assert sorted(dom.slugs()) == expected
     assert dom.query == query
     # The page's script filters with the same rule as the server: it hides none of the rows.
     assert [row.hidden for row in dom.rows] == [False] * len(expected)
     assert dom.showing() == f"Showing {len(expected)} of 3 agencies"
+
+
+# --- the summary, and the layout at 1280 and 400 px ---------------------------------------------
+
+
+def test_the_summary_line_and_the_latest_incidents(server: Server, browser: DevTools) -> None:
+    page = visit(browser, server.url("/status"), 1280)
+    assert page.problems == []
+    text = " ".join("".join(StatusDom(page.dom).text).split())
+    assert "targets: 1 ok, 1 failing, 1 never" in text
+    assert "items: 0 today, 3 this week" in text  # published 1 and 2 days ago
+    assert "mode: per-agency" in text
+    assert "serve only: no daemon in this process" in text
+    assert "health: serve-only" in text
+    assert "mfa/en: 3 crawl(s) failed in a row; last error: <b>500</b>" in text  # as text
+    assert 'href="/feeds/incidents.atom"' in page.dom
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_layout_fits_the_screen_with_no_console_errors(server: Server, browser: DevTools,
+                                                           tmp_path: Path, width: int) -> None:
+    shot = tmp_path / f"status-{width}.png"
+    page = visit(browser, server.url("/status"), width, shot)
+    assert page.problems == []
+    assert page.scroll_width <= width, f"the page is {page.scroll_width} px wide at {width} px"
+    assert is_screenshot(shot)

@@ -34,13 +34,6 @@ def iso(value: datetime) -> str:
     return value.isoformat(timespec="seconds")
 
 
-@pytest.fixture
-def archive() -> Iterator[Archive]:
-    store = Archive.memory()
-    yield store
-    store.close()
-
-
 def reject(**over: Any) -> Reject:
     fields: dict[str, Any] = {
         "agency": "mod", "lang": "ru", "reason": "bad id 'abc'",

@@ -66,13 +66,6 @@ def test_a_summary_reads_the_same_for_a_target_and_its_key() -> None:
 # --- the schedule table ---------------------------------------------------------------------
 
 
-@pytest.fixture
-def archive() -> Any:
-    store = Archive.memory()
-    yield store
-    store.close()
-
-
 def test_the_schedule_is_keyed_by_target(archive: Archive) -> None:
     monitor = archive.monitor
     state = AgencyState(Target("mod", "en"), 1800, T0, consecutive_failures=1,
@@ -94,16 +87,13 @@ def test_save_schedule_refuses_unknown_fields(archive: Archive) -> None:
         archive.monitor.save_schedule(Target("mod", "en"), bogus=1)
 
 
-def test_the_archive_keeps_the_string_keyed_schedule_for_older_callers(
-    archive: Archive,
-) -> None:
-    # scheduler/commands.py (`status`) and tests/test_status_browser.py use these.
-    archive.save_schedule("mod/en", interval=1800)
-    archive.save_schedule(Target("mfa", "kk"), interval=600)
-    assert {key: row["interval"] for key, row in archive.schedule().items()} == {
+def test_a_schedule_row_is_saved_under_a_target_parsed_from_its_key(archive: Archive) -> None:
+    archive.monitor.save_schedule(Target.of("mod/en"), interval=1800)
+    archive.monitor.save_schedule(Target("mfa", "kk"), interval=600)
+    assert {t.key: row["interval"] for t, row in archive.monitor.schedule().items()} == {
         "mfa/kk": 600, "mod/en": 1800}
     with pytest.raises(ValueError):
-        archive.save_schedule("mod", interval=1)
+        Target.of("mod")
 
 
 # --- the status provider --------------------------------------------------------------------

@@ -10,6 +10,11 @@ loudly with LayoutChanged: garbage is never an empty page. One element that cann
 item (not an object, no id, a bad date, ...) is a Reject in the result, and its neighbours are
 kept: one poisoned item never costs a page.
 
+The site-wide list is the same request without ``projects=``: every agency's news, newest
+first. Each of its elements names its agency (or agencies) in ``projects``
+(crawler/extract/projects.py) and becomes one item per agency it names; an element whose
+``projects`` cannot be read is a Reject of the site-wide target, never a guess.
+
 ``site`` is where item links, images and body links point. The spider passes its configured base
 URL, so that against a mirror or the local mock every link stays on that host; against gov.kz
 it is the default, https://www.gov.kz.
@@ -35,9 +40,11 @@ from crawler.extract.fields import (
     unreadable,
 )
 from crawler.extract.htmlbody import clean_body
+from crawler.extract.projects import project_slugs
 from crawler.extract.result import Extracted, collect
 from crawler.items import GOVKZ_SITE, NewsItem, Reject, item_url
 from crawler.sanitize import clean_line, html_to_text, truncate
+from crawler.sync import SITE_WIDE, SITE_WIDE_SOURCE
 from crawler.timeutil import localize
 
 NEWS_PATH = "/api/v1/public/content-manager/news"
@@ -46,17 +53,21 @@ NEWS_PATH = "/api/v1/public/content-manager/news"
 # --- URLs and headers ---------------------------------------------------------------------------
 
 
-def list_url(site: str, agency: str, page: int, size: int, since: datetime | None = None) -> str:
-    """One page of an agency's news, newest first; with ``since``, only items created after it.
+def list_url(
+    site: str, agency: str | None, page: int, size: int, since: datetime | None = None
+) -> str:
+    """One page of an agency's news (``agency`` None: the site-wide list, every agency's),
+    newest first; with ``since``, only items created after it.
 
     The filter is ``gt:`` (strictly after): ``gte:`` answered 500. ``since`` is sent in UTC with
     a ``Z``, the API's own form, so no ``+`` has to survive the query string.
     """
     if page < 1 or size < 1:
         raise ValueError(f"page and size start at 1 (got page={page}, size={size})")
+    projects = "" if agency is None else f"&projects=eq:{quote(agency, safe='')}"
     url = (
         f"{site.rstrip('/')}{NEWS_PATH}?sort-by=created_date:DESC"
-        f"&projects=eq:{quote(agency, safe='')}&page={page}&size={size}"
+        f"{projects}&page={page}&size={size}"
     )
     if since is not None:
         instant = localize(since).astimezone(UTC)
@@ -117,8 +128,8 @@ def _news_item(raw: Any, *, agency: str, lang: str, site: str) -> NewsItem:
         raise LayoutChanged("no created_date")
     published = parse_created_date(raw["created_date"])
 
-    body = raw.get("body") if isinstance(raw.get("body"), str) else ""
-    short = raw.get("short_description") if isinstance(raw.get("short_description"), str) else ""
+    body: str = raw["body"] if isinstance(raw.get("body"), str) else ""
+    short: str = raw["short_description"] if isinstance(raw.get("short_description"), str) else ""
     if too_big(body) or too_big(short):
         raise LayoutChanged(BODY_TOO_BIG)
     body_html, body_text = clean_body(body, site)
@@ -194,3 +205,73 @@ def parse_news_detail(
         outcome = Reject(agency, lang, f"asked for {expected_id}, got {outcome.id}",
                          raw=raw_json(original), url=url, item_id=outcome.id)
     return collect([outcome])
+
+
+# --- The site-wide list -------------------------------------------------------------------------
+
+
+def site_element_outcomes(
+    original: Any, cleaned: Any, *, lang: str, site: str, url: str
+) -> list[NewsItem | Reject]:
+    """One element of the site-wide list: an item per agency its ``projects`` names (the same
+    id under each), or one Reject of the site-wide target (agency SITE_WIDE) saying why."""
+    reason = None
+    if isinstance(cleaned, dict):
+        try:
+            if cleaned.get("projects") is None:
+                raise LayoutChanged("no projects")
+            slugs = project_slugs(cleaned["projects"])
+        except LayoutChanged as exc:
+            reason = exc.reason
+    else:
+        slugs = [SITE_WIDE]  # element_outcome names what it is instead
+    if reason is not None:
+        return [Reject(SITE_WIDE, lang, reason, raw=raw_json(original), url=url,
+                       item_id=_usable_id(cleaned))]
+    outcomes: list[NewsItem | Reject] = []
+    for slug in slugs:
+        outcome = element_outcome(original, cleaned, agency=slug, lang=lang, site=site, url=url)
+        if isinstance(outcome, Reject):
+            # The same fault under every agency: one reject, of the walk that met it.
+            outcome.agency = SITE_WIDE
+            return [outcome]
+        outcome.source = SITE_WIDE_SOURCE
+        outcomes.append(outcome)
+    return outcomes
+
+
+def parse_site_news_list(body: bytes, *, lang: str, site: str = GOVKZ_SITE,
+                         url: str = "") -> Extracted:
+    """Items and rejects of one page of the site-wide list, in page order: each element filed
+    under every agency its ``projects`` names. Not a JSON array: LayoutChanged, as for an
+    agency's list (parse_news_list)."""
+    original, data = load_json(body, "site-wide news list")
+    if not isinstance(data, list):
+        shape = _describe_object(data) if isinstance(data, dict) else json_type(data)
+        raise LayoutChanged(
+            f"site-wide news list: expected a JSON array, got {shape}", sample=body[:SAMPLE_BYTES]
+        )
+    return collect(
+        outcome
+        for raw, clean in zip(original, data, strict=True)
+        for outcome in site_element_outcomes(raw, clean, lang=lang, site=site, url=url)
+    )
+
+
+def parse_site_news_detail(
+    body: bytes, *, agencies: list[str], lang: str, site: str = GOVKZ_SITE,
+    expected_id: int | None = None, url: str = "",
+) -> Extracted:
+    """The detail answer of an item the site-wide list gave without a body, filed under the
+    ``agencies`` that list named; one Reject of the site-wide target if it cannot be read."""
+    items: list[NewsItem] = []
+    for agency in agencies:
+        found = parse_news_detail(body, agency=agency, lang=lang, site=site,
+                                  expected_id=expected_id, url=url)
+        for reject in found.rejects:
+            reject.agency = SITE_WIDE
+            return Extracted(rejects=[reject])
+        for item in found.items:
+            item.source = SITE_WIDE_SOURCE
+        items += found.items
+    return Extracted(items=items)

@@ -1,6 +1,6 @@
 """gov.kz's GraphQL endpoint, ``POST /graphql`` (README, "Crawling gov.kz"):
 ``projectdetails`` lists the agencies (slug, name, parent organisation), ``news`` the newest
-items across all of them.
+items of one agency (``projects: "EQ:<slug>"``) or across all of them.
 
 Both take ``_size``, ``_page`` and ``_lang``. Their argument types are not known (Int or Int!,
 String or an enum), and a GraphQL variable declared with the wrong type fails validation, so the
@@ -14,10 +14,10 @@ slug) costs only itself. News rows go through the API's own element parser.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 from crawler.errors import LayoutChanged
-from crawler.extract.api import element_outcome
+from crawler.extract.api import element_outcome, site_element_outcomes
 from crawler.extract.fields import SAMPLE_BYTES, json_type, load_json
 from crawler.extract.result import Extracted, collect
 from crawler.items import GOVKZ_SITE, LANGS, is_slug
@@ -32,12 +32,19 @@ def graphql_url(site: str) -> str:
     return f"{site.rstrip('/')}{GRAPHQL_PATH}"
 
 
-def _arguments(page: int, size: int, lang: str) -> str:
-    if isinstance(page, bool) or not isinstance(page, int) or page < 1:
-        raise ValueError(f"page must be an integer >= 1, got {page!r}")
+# What `_lang` may carry: a language, or "kz", the Kazakh code one client sends (a site that
+# answers to "kz" only is probed for and remembered: crawler/siteprobe.py).
+LANG_CODES = (*LANGS, "kz")
+NEWS_SORT = "created_date:DESC"
+
+
+def _arguments(page: int, size: int, lang: str, *, first_page: int = 1,
+               codes: tuple[str, ...] = LANGS) -> str:
+    if isinstance(page, bool) or not isinstance(page, int) or page < first_page:
+        raise ValueError(f"page must be an integer >= {first_page}, got {page!r}")
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"size must be an integer >= 1, got {size!r}")
-    if lang not in LANGS:
+    if lang not in codes:
         raise ValueError(f"unknown language {lang!r}")
     return f'_size: {size}, _page: {page}, _lang: "{lang}"'
 
@@ -55,15 +62,24 @@ def projectdetails_query(page: int, size: int, lang: str) -> dict[str, Any]:
     }
 
 
-def news_query(page: int, size: int, lang: str, fields: tuple[str, ...] = NEWS_FIELDS) -> dict:
-    """The JSON body of a POST /graphql listing one page of the newest news (all agencies)."""
-    args = _arguments(page, size, lang)
+def news_query(page: int, size: int, lang: str, fields: tuple[str, ...] = NEWS_FIELDS, *,
+               agency: str | None = None, first_page: int = 1) -> dict:
+    """The JSON body of a POST /graphql listing one page of news, newest first: of one agency
+    (``projects: "EQ:<slug>"``, as gov.kz's own client asks), or of every agency.
+
+    ``page`` and ``lang`` are sent as given: ``first_page`` is the site's page base (0 or 1),
+    ``lang`` may be "kz" where the site names Kazakh so."""
+    args = _arguments(page, size, lang, first_page=min(first_page, 1), codes=LANG_CODES)
+    if agency is not None:
+        if not is_slug(agency):
+            raise ValueError(f"not an agency slug: {agency!r}")
+        args = f'projects: "EQ:{agency}", {args}'
     for name in fields:
         if not name.isidentifier():
             raise ValueError(f"not a GraphQL field name: {name!r}")
     return {
         "operationName": "News",
-        "query": f"query News {{ news({args}) {{ {' '.join(fields)} }} }}",
+        "query": f'query News {{ news({args}, _sort: "{NEWS_SORT}") {{ {" ".join(fields)} }} }}',
         "variables": {},
     }
 
@@ -95,13 +111,21 @@ def _rows(body: bytes, field: str) -> tuple[list, list]:
     return (sent if isinstance(sent, list) and len(sent) == len(rows) else rows), rows
 
 
-def parse_projectdetails_rows(body: bytes) -> tuple[list[dict[str, str | None]], list[str]]:
+class ProjectRow(TypedDict):
+    """One agency of the directory: its slug, its name in the asked language, its parent."""
+
+    slug: str
+    name: str
+    parent: str | None
+
+
+def parse_projectdetails_rows(body: bytes) -> tuple[list[ProjectRow], list[str]]:
     """Agencies of a ``projectdetails`` answer as ``{"slug", "name", "parent"}`` dicts, and one
     line per row that was skipped ("row 1: no slug"). An empty list is the page past the end.
 
     ``parent`` is the id of the parent organisation as a string (GraphQL ids are strings), or
     None for a top-level body. A slug listed twice is kept once, the first time."""
-    agencies: list[dict[str, str | None]] = []
+    agencies: list[ProjectRow] = []
     problems: list[str] = []
     seen: set[str] = set()
     for index, row in enumerate(_rows(body, "projectdetails")[1]):
@@ -134,7 +158,7 @@ def parse_projectdetails_rows(body: bytes) -> tuple[list[dict[str, str | None]],
     return agencies, problems
 
 
-def parse_projectdetails(body: bytes) -> list[dict[str, str | None]]:
+def parse_projectdetails(body: bytes) -> list[ProjectRow]:
     """The agencies of parse_projectdetails_rows, without the list of skipped rows."""
     return parse_projectdetails_rows(body)[0]
 
@@ -148,4 +172,26 @@ def parse_graphql_news(
     return collect(
         element_outcome(raw, clean, agency=agency, lang=lang, site=site, url=url)
         for raw, clean in zip(original, rows, strict=True)
+    )
+
+
+# Site-wide, each row must name its agency: `projects`, read as the site-wide API list reads it
+# (crawler/extract/projects.py). Selected as a scalar: its GraphQL type is not known.
+SITE_NEWS_FIELDS = (*NEWS_FIELDS, "projects")
+
+
+def parse_graphql_page(
+    body: bytes, *, agency: str | None, lang: str, site: str = GOVKZ_SITE, url: str = ""
+) -> Extracted:
+    """One page of the ``news`` query as the spider walks it: of ``agency``, or (None) of every
+    agency, each row filed under the agencies its ``projects`` names, as on the site-wide API
+    list. Rows without a body are items with an empty body: GraphQL is the source here, there
+    is no detail request to complete them."""
+    if agency is not None:
+        return parse_graphql_news(body, agency=agency, lang=lang, site=site, url=url)
+    original, rows = _rows(body, "news")
+    return collect(
+        outcome
+        for raw, clean in zip(original, rows, strict=True)
+        for outcome in site_element_outcomes(raw, clean, lang=lang, site=site, url=url)
     )

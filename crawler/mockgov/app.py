@@ -26,6 +26,7 @@ from crawler.items import GOVKZ_SITE, LANGS, item_url, press_page_url
 from crawler.mockgov.faults import (
     MANGLERS,
     WAITS,
+    Dialect,
     DropConnection,
     Fault,
     Target,
@@ -62,13 +63,14 @@ class Request:
     headers: dict[str, str]  # lower-case names
     body: bytes
     base_url: str  # the mock's own URL, as the client addressed it
+    dialect: Dialect = field(default_factory=Dialect)  # the site's, set by MockApp
 
     @property
     def lang(self) -> str:
-        """gov.kz's rule: the first Accept-Language tag wins; anything else means Russian."""
+        """gov.kz's rule: the first Accept-Language tag wins; anything else means Russian
+        (with the "kz" dialect, "kk" is anything else)."""
         first = self.headers.get("accept-language", "").split(",")[0].split(";")[0]
-        primary = first.strip().lower().split("-")[0]
-        return primary if primary in LANGS else "ru"
+        return self.dialect.language(first.split("-")[0])
 
     def cookie(self, name: str) -> str | None:
         try:
@@ -121,6 +123,7 @@ class MockApp:
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         request = _read_request(environ)
+        request.dialect = self.site.dialect
         target = self._target(request)
         response: Response | None = None
         try:
@@ -260,8 +263,9 @@ class MockApp:
             page, size = int(q.get("page", "1")), int(q.get("size", "10"))
         except ValueError:
             return api_error(400, "badRequest", "page and size must be integers")
-        if page < 1 or size < 1:
-            return api_error(400, "badRequest", "page and size start at 1")
+        base = self.site.dialect.page_base  # 1 as on gov.kz; 0 as one 2026 client pages
+        if page < base or size < 1:
+            return api_error(400, "badRequest", f"page starts at {base}, size at 1")
         size = min(size, MAX_PAGE_SIZE)
         after = None
         if "created_date" in q:
@@ -274,8 +278,9 @@ class MockApp:
                 return api_error(400, "badRequest", f"bad created_date {value!r}")
         stories = self.site.select(projects[3:] if projects else None, request.lang,
                                    after=after, ascending=sort.endswith("ASC"))
-        chunk = stories[(page - 1) * size: page * size]
-        return json_response([story.to_json(request.lang) for story in chunk])
+        chunk = stories[(page - base) * size: (page - base + 1) * size]
+        # `projects` in the site's shape: the site-wide list (no projects=) is filed by it.
+        return json_response([self.site.story_json(story, request.lang) for story in chunk])
 
     def news_detail(self, request: Request, item_id: str) -> Response:
         if refused := self._refuse(request):
@@ -390,24 +395,31 @@ def run_graphql(site: MockSite, payload: dict) -> dict:
         args[key] = (variables.get(var) if var else int(number) if number
                      else text if text or not word else word)
     selection = query[root.end():]
-    lang = args.get("_lang", "ru")
-    if lang not in LANGS:
-        return _gql_error(f'Invalid value "{lang}" for argument "_lang".')
+    code = args.get("_lang", "ru")
+    if code not in (*LANGS, "kz"):
+        return _gql_error(f'Invalid value "{code}" for argument "_lang".')
+    lang = site.dialect.language(str(code))  # as the API: a code the site lacks is Russian
+    base = site.dialect.page_base
     try:
         size, page = int(args.get("_size", 10)), int(args.get("_page", 1))
     except (TypeError, ValueError):
         return _gql_error("_size and _page must be integers.")
-    if size < 1 or page < 1:
-        return _gql_error("_size and _page start at 1.")
+    if size < 1 or page < base:
+        return _gql_error("_size and _page start at 1." if base else
+                          "_size starts at 1, _page at 0.")
     if name == "projectdetails":
+        if page < 1:  # the directory pages from 1 whatever the news list does
+            return _gql_error("_page starts at 1.")
         rows = [_project_row(site, slug, lang) for slug in
                 [a.slug for a in site.agencies()][(page - 1) * size: page * size]]
-        fields = PROJECT_FIELDS
+        fields: tuple[str, ...] = PROJECT_FIELDS
     elif name == "news":
+        if not site.dialect.graphql_news:
+            return _gql_error("news: request is notAllowed")
         slug = next((str(args[k]) for k in NEWS_FILTERS if args.get(k)), None)
-        slug = slug[3:] if slug and slug.startswith("eq:") else slug
+        slug = slug[3:] if slug and slug.lower().startswith("eq:") else slug
         size = min(size, MAX_PAGE_SIZE)
-        stories = site.select(slug, lang)[(page - 1) * size: page * size]
+        stories = site.select(slug, lang)[(page - base) * size: (page - base + 1) * size]
         rows = [_news_row(story, lang) for story in stories]
         fields = NEWS_FIELDS
     else:
@@ -427,6 +439,7 @@ def _project_row(site: MockSite, slug: str, lang: str) -> dict:
 def _news_row(story: Story, lang: str) -> dict:
     row = story.to_json(lang)
     row["id"] = str(row["id"])  # GraphQL's ID type: gov.kz sends the id as a string here
+    row["body"] = row["body"] or None  # GraphQL answers null where there is no body
     return row
 
 

@@ -41,6 +41,15 @@ bad_id), so a test can look for each. A poison counts as fired (``applied``) onl
 something: a refused, failed or empty (``[]``) page is left alone, and the end of a list stays
 the end. A poison on the default path (NEWS_PATH, a prefix) leaves detail answers alone too.
 
+A network that refuses everything (as gov.kz does from some cloud networks): ``refuse_everything()``
+is a fault closing every connection before any answer (a reset, to the client).
+``site_wide=True`` scopes a fault to the news list asked without ``projects=`` (the site-wide
+list); ``refuse_site_wide()`` answers it 400 on every request while agencies' lists still work.
+
+Not faults but the site's dialect (``Dialect``, ``MockSite.dialect``): the first page number of
+the list and of GraphQL (``page_base`` 0 or 1), the code of Kazakh (``kk_code`` "kk" or "kz"),
+and whether GraphQL answers ``news`` at all (``graphql_news``).
+
 Waits use a shared threading.Event so a test (or server shutdown) can end every wait at once;
 FaultSet.await_waiting(n) blocks until n requests are being held, so tests need no sleeps.
 Dropping a connection needs the socket, which only serve_in_thread's server has: mounted in
@@ -77,6 +86,50 @@ HTML_PAGE = (
 )
 
 
+@dataclass(frozen=True)
+class Dialect:
+    """How the mock site spells paging and languages, and whether GraphQL serves news.
+
+    ``page_base`` 0: page=0 (``_page: 0``) is the newest page, page=1 the second, and a
+    negative page is a 400. ``kk_code`` "kz": Kazakh is asked for as "kz" (Accept-Language,
+    ``_lang``); "kk" is then an unknown language, which gov.kz answers as it answers any
+    unknown one, in Russian (the default language): the answer is a valid list of the Russian
+    texts, so only a client that compares languages notices. ``graphql_news`` False: the
+    ``news`` query answers only a GraphQL error saying it is notAllowed; ``projectdetails``
+    still answers.
+    """
+
+    page_base: int = 1
+    kk_code: str = "kk"
+    graphql_news: bool = True
+
+    def __post_init__(self) -> None:
+        if self.page_base not in (0, 1):
+            raise ValueError(f"page_base must be 0 or 1, not {self.page_base!r}")
+        if self.kk_code not in ("kk", "kz"):
+            raise ValueError(f"kk_code must be 'kk' or 'kz', not {self.kk_code!r}")
+
+    def language(self, code: str, default: str = "ru") -> str:
+        """The language a request's code names (one of LANGS), or ``default`` when the site
+        does not know the code."""
+        code = code.strip().lower()
+        if code == self.kk_code:
+            return "kk"
+        return code if code in ("ru", "en") else default
+
+
+def refuse_everything() -> Fault:
+    """A fault that closes every connection at once, without an answer: a network the site
+    refuses (clients see a connection reset or lost)."""
+    return Fault("hang", path="/", times=None, seconds=0, then="drop")
+
+
+def refuse_site_wide() -> Fault:
+    """A fault answering every news list asked without projects= with a 400 (not a refusal
+    of access: a site whose list needs an agency filter); agencies' lists still answer."""
+    return Fault("status", status=400, times=None, site_wide=True)
+
+
 class DropConnection(Exception):
     """Raised by the app so the server closes the socket without sending any response."""
 
@@ -108,6 +161,8 @@ class Fault:
     rename: tuple[str, str] = ("title", "name")  # kind "rename"
     keep: float = 0.5  # kind "truncate": the fraction of the body kept
     poison: tuple[str, ...] = ()  # kind "poison": the elements to inject (empty: all that fit)
+    # Only the news list asked without projects= (the site-wide list): refuse_site_wide().
+    site_wide: bool = False
     seen: int = field(default=0, init=False)  # matching requests so far
     applied: int = field(default=0, init=False)  # times it fired
     # kind "poison": (name, id) of every element injected, in order
@@ -138,6 +193,7 @@ class Fault:
             and (self.agency is None or self.agency == target.agency)
             and (self.lang is None or self.lang == target.lang)
             and (self.method is None or self.method.upper() == target.method)
+            and (not self.site_wide or (target.path == NEWS_PATH and target.agency is None))
         )
 
     @property

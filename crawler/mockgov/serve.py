@@ -22,13 +22,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from socketserver import TCPServer, ThreadingMixIn
 from types import TracebackType
-from typing import Any
+from typing import IO, Any, cast
 from wsgiref.handlers import SimpleHandler
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from crawler.mockgov.app import create_app
-from crawler.mockgov.faults import DropConnection, Fault
-from crawler.mockgov.site import ACCESS_SCHEMES, MockSite
+from crawler.mockgov.faults import Dialect, DropConnection, Fault, refuse_everything
+from crawler.mockgov.site import ACCESS_SCHEMES, PROJECTS_SHAPES, MockSite
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -36,11 +36,12 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 class _Handler(SimpleHandler):
     server_software = "mockgov"
     http_version = "1.1"
+    request_handler: WSGIRequestHandler | None = None  # wsgiref's own handler sets it too
 
     def cleanup_headers(self) -> None:
         super().cleanup_headers()  # adds Content-Length when the app gave none
         # One request per connection, announced, so no client sends a second one on it.
-        self.headers["Connection"] = "close"
+        self.headers["Connection"] = "close"  # type: ignore[attr-defined]  # set by start_response
 
     def handle_error(self) -> None:
         # An injected dropped connection must not be turned into a 500 answer.
@@ -65,11 +66,13 @@ class _RequestHandler(WSGIRequestHandler):
         if len(self.raw_requestline) > 65536 or not self.parse_request():
             self.close_connection = True
             return
-        handler = _Handler(self.rfile, self.wfile, self.get_stderr(), self.get_environ(),
-                           multithread=True)
+        handler = _Handler(self.rfile, cast(IO[bytes], self.wfile), self.get_stderr(),
+                           self.get_environ(), multithread=True)
         handler.request_handler = self
+        app = cast(WSGIServer, self.server).get_app()
+        assert app is not None  # MockServer sets the app before it serves
         try:
-            handler.run(self.server.get_app())
+            handler.run(app)
         except DropConnection:
             self.close_connection = True
             try:
@@ -123,7 +126,7 @@ class _Server(ThreadingMixIn, WSGIServer):
         # HTTPServer.server_bind() asks for the host's FQDN, a DNS lookup the mock never needs.
         TCPServer.server_bind(self)
         host, port = self.server_address[:2]
-        self.server_name, self.server_port = host, port
+        self.server_name, self.server_port = str(host), int(port)
         self.setup_environ()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -170,6 +173,14 @@ class MockServer:
         self._server.server_close()
         self._server.join_requests(10.0, self.site.faults.release)
 
+    def settle(self, timeout: float = 30.0) -> bool:
+        """Wait until every request in progress has been answered (or dropped) and logged, so
+        what a test counts next is only what comes after; True if they all finished in time.
+
+        A request held by a hang that a test has just ended is logged when its thread gets
+        to it, which can be after the test's next crawl started."""
+        return self._server.join_requests(timeout, self.site.faults.release)
+
     def __enter__(self) -> MockServer:
         return self
 
@@ -208,11 +219,22 @@ def build_parser() -> argparse.ArgumentParser:
                         help="serve N generated agencies (test-agency-001 ...)")
     parser.add_argument("--items", type=int, default=20,
                         help="items per generated agency (default 20)")
+    parser.add_argument("--projects-shape", default=PROJECTS_SHAPES[0], choices=PROJECTS_SHAPES,
+                        help="how a news item names its agency in `projects`: list [\"mod\"] "
+                        "(default), slug \"mod\", objects [{\"id\": …, \"slug\": \"mod\"}]")
     parser.add_argument("--access", default="plain", choices=ACCESS_SCHEMES,
                         help="access scheme the news API enforces (default plain)")
     parser.add_argument("--handshake-uses", type=int, default=None, metavar="N",
                         help="a k6 handshake expires after N news requests (default never)")
     parser.add_argument("--latency-ms", type=int, default=0, help="added to every request")
+    parser.add_argument("--page-base", type=int, default=1, choices=(0, 1),
+                        help="number of the list's first page (default 1; 0: page=0 is first)")
+    parser.add_argument("--kk-code", default="kk", choices=("kk", "kz"),
+                        help="the code of Kazakh (default kk; kz: a request for kk gets Russian)")
+    parser.add_argument("--no-graphql-news", action="store_true",
+                        help="GraphQL refuses the news query (projectdetails still answers)")
+    parser.add_argument("--refuse-all", action="store_true",
+                        help="close every connection without an answer (a refusing network)")
     parser.add_argument("--public-site", default=None,
                         help="base URL of links in RSS (default: the mock's own URL)")
     return parser
@@ -220,7 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_site(args: argparse.Namespace) -> MockSite:
     options: dict[str, Any] = {"access": args.access, "handshake_uses": args.handshake_uses,
-                               "public_site": args.public_site}
+                               "public_site": args.public_site,
+                               "projects_shape": args.projects_shape,
+                               "dialect": Dialect(args.page_base, args.kk_code,
+                                                  not args.no_graphql_news)}
     if args.seeds and args.synthetic:
         raise SystemExit("choose --seeds or --synthetic, not both")
     if args.seeds:
@@ -231,6 +256,8 @@ def build_site(args: argparse.Namespace) -> MockSite:
         site = MockSite(**options)
     if args.latency_ms:
         site.faults.add(Fault("latency", path="/", times=None, seconds=args.latency_ms / 1000))
+    if args.refuse_all:
+        site.faults.add(refuse_everything())
     return site
 
 

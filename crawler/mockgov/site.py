@@ -7,6 +7,7 @@ increasing counter shared by all agencies, as on gov.kz.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import html
 import random
@@ -16,16 +17,20 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from crawler.items import GOVKZ_SITE, LANGS
-from crawler.mockgov.faults import FaultSet
+from crawler.mockgov.faults import Dialect, FaultSet
 from crawler.timeutil import ALMATY, localize
 
 if TYPE_CHECKING:
     from crawler.items import NewsItem
 
 ACCESS_SCHEMES = ("plain", "token", "k6v1", "k6v2")
+# How a news item names its agency in `projects` (gov.kz's shape is unknown): "list" ["mod"]
+# (the default: the field is plural and filtered with projects=eq:<slug>), "slug" "mod",
+# "objects" [{"id": 100001, "slug": "mod", "project_name": "…"}].
+PROJECTS_SHAPES = ("list", "slug", "objects")
 FIRST_ID = 1_200_000
 DEFAULT_ROBOTS = "User-agent: *\nAllow: /\n"
 
@@ -55,14 +60,18 @@ class Story:
     texts: dict[str, Text]
     heropic: str | None = None
     zulu: bool = False  # created_date written with "Z" instead of "+05:00", as some items are
+    # `projects` served as is instead of in the site's shape (None): another agency too, or a
+    # hostile value (a number, an empty list) for tests of the site-wide list.
+    projects: Any = None
 
     def created_date(self) -> str:
         if self.zulu:
             return self.created.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
         return self.created.astimezone(ALMATY).isoformat(timespec="milliseconds")
 
-    def to_json(self, lang: str) -> dict:
-        """The item as the news API serves it in ``lang``."""
+    def to_json(self, lang: str, projects: Any = None) -> dict:
+        """The item as the news API serves it in ``lang``; ``projects`` as given, else the
+        list of its agency's slug (MockSite.story_json gives the site's shape)."""
         text = self.texts[lang]
         data = {
             "id": self.id,
@@ -71,7 +80,7 @@ class Story:
             "body": text.body,
             "created_date": self.created_date(),
             "heropic": self.heropic,
-            "projects": [self.agency],
+            "projects": [self.agency] if projects is None else projects,
         }
         if text.short_description:
             data["short_description"] = text.short_description
@@ -149,13 +158,18 @@ class MockSite:
     expire_on_switch: bool = True  # set_access() invalidates every handshake
     robots_txt: str | None = DEFAULT_ROBOTS  # None: /robots.txt answers 404
     rss_limit: int = 20
+    projects_shape: str = "list"  # one of PROJECTS_SHAPES
     first_id: int = FIRST_ID
     faults: FaultSet = field(default_factory=FaultSet)
+    dialect: Dialect = field(default_factory=Dialect)  # page base, Kazakh code, GraphQL news
     log: RequestLog = field(default_factory=RequestLog)
 
     def __post_init__(self) -> None:
         if self.access not in ACCESS_SCHEMES:
             raise ValueError(f"unknown access scheme {self.access!r}; one of {ACCESS_SCHEMES}")
+        if self.projects_shape not in PROJECTS_SHAPES:
+            raise ValueError(f"unknown projects shape {self.projects_shape!r}; "
+                             f"one of {PROJECTS_SHAPES}")
         self._lock = threading.RLock()
         self._agencies: dict[str, Agency] = {}
         self._stories: dict[str, list[Story]] = {}
@@ -165,6 +179,9 @@ class MockSite:
         # Synthetic agencies are generated on first use: slug -> generator of its stories.
         self._lazy: dict[str, Callable[[], list[Story]]] = {}
         self._lazy_ids: Callable[[int], str | None] = lambda _id: None
+        # The site-wide list per language, oldest first by (created, id): built on its first
+        # request, then kept sorted as stories are added, so a page costs no sort.
+        self._everything: dict[str, list[Story]] | None = None
 
     # --- agencies and news --------------------------------------------------------------------
     def add_agency(self, slug: str, names: dict[str, str] | None = None,
@@ -192,11 +209,12 @@ class MockSite:
                 created: datetime | None = None, langs: Iterable[str] | None = None,
                 heropic: bool | str = True, wrap_html: bool = False,
                 short_description: dict[str, str] | str | None = None,
-                zulu: bool = False) -> int:
+                zulu: bool = False, projects: Any = None) -> int:
         """Publish one item; returns its id (the same in every language).
 
         ``langs`` defaults to the keys of ``title`` when it is a dict, else all three languages.
-        A naive ``created`` is gov.kz local time; None means now.
+        A naive ``created`` is gov.kz local time; None means now. ``projects`` is served as is
+        in the item's `projects` (default: its agency, in the site's projects_shape).
         """
         langs = list(langs or (title if isinstance(title, dict) else ("ru", "kk", "en")))
         if not langs or set(langs) - set(LANGS):
@@ -211,7 +229,7 @@ class MockSite:
             texts[lang] = text
         with self._lock:
             self.add_agency(slug)
-            story = Story(self._take_id(), slug, created, texts, zulu=zulu)
+            story = Story(self._take_id(), slug, created, texts, zulu=zulu, projects=projects)
             if heropic:
                 story.heropic = heropic if isinstance(heropic, str) else _heropic(story)
             self._add(story)
@@ -227,14 +245,30 @@ class MockSite:
             text.title = title if title is not None else text.title
             text.body = body if body is not None else text.body
 
-    def items(self, slug: str, lang: str) -> list[dict]:
-        """An agency's items in ``lang`` as the API serves them, newest first."""
-        return [story.to_json(lang) for story in self.select(slug, lang)]
+    def items(self, slug: str | None, lang: str) -> list[dict]:
+        """An agency's items in ``lang`` as the API serves them, newest first; slug None: the
+        site-wide list, every agency's."""
+        return [self.story_json(story, lang) for story in self.select(slug, lang)]
 
     def item(self, item_id: int, lang: str) -> dict | None:
         with self._lock:
             story = self._story(item_id)
-            return story.to_json(lang) if story and lang in story.texts else None
+            return self.story_json(story, lang) if story and lang in story.texts else None
+
+    def story_json(self, story: Story, lang: str) -> dict:
+        """A story as the news API serves it, `projects` in this site's projects_shape."""
+        if story.projects is not None:
+            return story.to_json(lang, story.projects)
+        if self.projects_shape == "slug":
+            return story.to_json(lang, story.agency)
+        if self.projects_shape == "objects":
+            agency = self.agency(story.agency)
+            names = agency.names if agency else {}
+            return story.to_json(lang, [{
+                "id": agency.org_id if agency else 0, "slug": story.agency,
+                "project_name": names.get(lang, story.agency),
+            }])
+        return story.to_json(lang)
 
     def agency_of(self, item_id: int) -> str | None:
         with self._lock:
@@ -244,12 +278,31 @@ class MockSite:
     def select(self, slug: str | None, lang: str, *, after: datetime | None = None,
                ascending: bool = False) -> list[Story]:
         """The stories in ``lang`` (of one agency, or all), newest first; ties by id."""
+        if slug is None:
+            return self._select_all(lang, after=after, ascending=ascending)
         with self._lock:
-            slugs = [slug] if slug is not None else list(self._agencies)
-            stories = [s for one in slugs for s in self._stories_of(one)
+            stories = [s for s in self._stories_of(slug)
                        if lang in s.texts and (after is None or s.created > after)]
-        stories.sort(key=lambda s: (s.created, s.id), reverse=not ascending)
+        stories.sort(key=_order, reverse=not ascending)
         return stories
+
+    def _select_all(self, lang: str, *, after: datetime | None,
+                    ascending: bool) -> list[Story]:
+        # The site-wide list: a slice of the presorted one, O(result) per request whatever
+        # the number of agencies.
+        with self._lock:
+            if self._everything is None:
+                for lazy in list(self._lazy):
+                    self._stories_of(lazy)
+                everything = [s for one in self._stories.values() for s in one]
+                everything.sort(key=_order)
+                self._everything = {code: [s for s in everything if code in s.texts]
+                                    for code in LANGS}
+            stories = self._everything.get(lang, [])
+            start = 0 if after is None else bisect.bisect_right(stories, after,
+                                                                key=lambda s: s.created)
+            chosen = stories[start:]
+        return chosen if ascending else chosen[::-1]
 
     # --- access control -----------------------------------------------------------------------
     def set_access(self, scheme: str, *, expire: bool | None = None) -> None:
@@ -277,7 +330,7 @@ class MockSite:
             if grant.remaining is not None:
                 grant.remaining -= 1
                 if grant.remaining <= 0:
-                    del self._grants[value]
+                    del self._grants[value or ""]
             return True
 
     # --- request log shortcuts ----------------------------------------------------------------
@@ -341,8 +394,8 @@ class MockSite:
         for i, slug in enumerate(slugs):
             parent = slugs[i - i % 10] if i % 10 else None
             site.add_agency(slug, _agency_names(i + 1), parent)
-            site._lazy[slug] = (lambda i=i, slug=slug: _generate(
-                slug, i, agencies, items_per_agency, seed, base, end))
+            site._lazy[slug] = functools.partial(
+                _generate, slug, i, agencies, items_per_agency, seed, base, end)
 
         def owner(item_id: int) -> str | None:
             n = item_id - base
@@ -361,6 +414,9 @@ class MockSite:
             raise ValueError(f"item id {story.id} is used by two agencies")
         self._stories_of(story.agency).append(story)
         self._by_id[story.id] = story
+        if self._everything is not None:
+            for lang in story.texts:
+                bisect.insort(self._everything[lang], story, key=_order)
 
     def _stories_of(self, slug: str) -> list[Story]:
         make = self._lazy.pop(slug, None)
@@ -376,6 +432,10 @@ class MockSite:
             if owner:
                 self._stories_of(owner)
         return self._by_id.get(item_id)
+
+
+def _order(story: Story) -> tuple[datetime, int]:
+    return (story.created, story.id)
 
 
 def _pick(value: dict[str, str] | str, lang: str) -> str:

@@ -12,9 +12,9 @@ from twisted.python.failure import Failure
 
 from crawler.errors import LayoutChanged
 from crawler.extract.graphql import graphql_url, parse_projectdetails, projectdetails_query
+from crawler.failures import describe_failure, failed_request
 from crawler.items import LANGS, AgencyRecord
 from crawler.problems import ProblemKind
-from crawler.failures import describe_failure, failed_request
 from crawler.spiders.govkz import split_list
 from crawler.summary import summary_for
 

@@ -15,8 +15,9 @@ from scrapy.http import Response
 from twisted.python.failure import Failure
 
 from crawler.errors import SnapshotError
-from crawler.failures import failed_request
 from crawler.extract.snapshot import decode_snapshot, detect_layout, extract_snapshot
+from crawler.failures import failed_request
+from crawler.items import NewsPage
 from crawler.problems import ProblemKind
 from crawler.seeds import SnapshotSpec, load_manifest, seed_files, spec_for
 from crawler.summary import summary_for
@@ -88,8 +89,8 @@ class ReplaySpider(scrapy.Spider):
         except SnapshotError as exc:
             target.add(ProblemKind.LAYOUT_CHANGED, exc.reason, response.url)
             return
-        yield from result.items
-        yield from result.rejects  # stored and counted by the pipelines
+        # One batch per file: stored in one transaction, rejects counted by the pipelines.
+        yield NewsPage(list(result.items), list(result.rejects))
 
     def snapshot_unreadable(self, failure: Failure) -> None:
         request = failed_request(failure)
