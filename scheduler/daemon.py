@@ -563,9 +563,6 @@ class Daemon:
             self._record_incident(incident)
         return any(found)
 
-    def _save(self, state: AgencyState) -> None:
-        self._save_all([state])
-
     def _save_all(self, states: Iterable[AgencyState]) -> None:
         states = list(states)
         try:  # one transaction for a plan or a batch of thousands of targets
