@@ -168,8 +168,12 @@ class HistoryWalk:
         if cursor.newest is not None and cursor.newest_id is not None:
             self.newest = (cursor.newest, cursor.newest_id)
         self.total = cursor.total
-        # Shown as the position until this run completes pages of its own.
-        self.done_through = cursor.page * cursor.page_size // self.page_size
+        # Shown as the position until the anchor, where the run's own pages start counting.
+        # Resumed at the top (a cursor within RESUME_OVERLAP pages of it), page 1 is the
+        # anchor: counted from the cursor, pages 1.. would wait forever below `done_through`
+        # and the walk never finish.
+        self.done_through = 0 if self.anchored else \
+            cursor.page * cursor.page_size // self.page_size
 
     @property
     def target(self) -> str:

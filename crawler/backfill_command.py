@@ -18,6 +18,7 @@ from crawler.backfill import Cursor
 from crawler.backfill_pipeline import PRIORITY, CursorPipeline
 from crawler.config import Config, scrapy_settings
 from crawler.paths import db_path
+from crawler.problems import ProblemKind
 from crawler.progress import SETTING, BackfillProgress
 from crawler.summary import CrawlSummary, TargetSummary
 from crawler.sync import SITE_WIDE
@@ -152,8 +153,9 @@ def run_backfill(config: Config, *, targets: list[tuple[str, str]], since: datet
             targets=[f"{agency}/{lang}" for agency, lang in todo.walk],
             since=since, full_history=True,
         )
-    rows = report(summary, load_cursors(settings, targets, restart=False), targets,
-                  todo.finished)
+    after = load_cursors(settings, targets, restart=False)
+    unexplained(summary, todo.walk, after)
+    rows = report(summary, after, targets, todo.finished)
     if as_json:
         print(json.dumps({"status": summary.status, "targets": rows,
                           "errors": summary.errors()}, ensure_ascii=False, indent=2))
@@ -163,6 +165,19 @@ def run_backfill(config: Config, *, targets: list[tuple[str, str]], since: datet
             if not any(error.startswith(f"{row['target']}:") for row in rows):
                 print(f"ERROR: {error}")
     return EXIT_OK if summary.ok else EXIT_FAILED
+
+
+def unexplained(summary: CrawlSummary, walked: list[tuple[str, str]],
+                cursors: dict[tuple[str, str], Cursor]) -> None:
+    """A walked target left unfinished with no failure of its own is a failure too: the
+    crawl ended (interrupted, or a walk lost its way) before the end of the list, and an exit
+    0 would say the history is complete."""
+    for agency, lang in walked:
+        cursor = cursors.get((agency, lang))
+        target = summary.target(f"{agency}/{lang}")
+        if not (cursor and cursor.finished_at) and target.ok:
+            target.add(ProblemKind.UNEXPECTED, "the backfill ended before the end of the list "
+                       "without an error saying why; the next run resumes from its cursor")
 
 
 def targets_of(agencies: list[str], langs: list[str], *, site_wide: bool) -> list[tuple[str, str]]:

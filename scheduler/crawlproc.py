@@ -74,7 +74,8 @@ class CrawlProcess:
 
     def __init__(self, reactor: Any, argv_tail: list[str], targets: list[str], *,
                  timeout: float, env: dict[str, str] | None = None,
-                 config: Path | None = None, module: str | None = None) -> None:
+                 config: Path | None = None, module: str | None = None,
+                 name: str | None = None) -> None:
         self.reactor = reactor
         self.targets = targets
         # --config is an option of the program, not of `crawl`: it goes before the command.
@@ -89,6 +90,7 @@ class CrawlProcess:
             for target in targets:
                 self.args += ["--target", target]
         self.timeout = timeout
+        self.name = name or module or "crawl"  # for the log
         # The child asks the kernel to stop it if the daemon dies (crawler/runner.py).
         self.env = {**os.environ, "GOVKZ_DIE_WITH_PARENT": "1", **(env or {})}
         self.run = CrawlRun(targets)
@@ -110,7 +112,10 @@ class CrawlProcess:
             return done
         self._timer = self.reactor.callLater(self.timeout, self._time_out)
         done.addBoth(self._finished)
-        log.info("crawl started (pid %s): %s", self.transport.pid, " ".join(self.targets))
+        if self.targets:
+            log.info("crawl started (pid %s): %s", self.transport.pid, " ".join(self.targets))
+        else:  # another child in the crawl slot: the site-wide probe or doctor
+            log.info("%s started (pid %s)", self.name, self.transport.pid)
         return done
 
     def _finished(self, result: Any) -> Any:

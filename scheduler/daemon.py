@@ -268,6 +268,7 @@ class Daemon:
         self.running = CrawlProcess(
             self.reactor, [*self.crawl_args, "--lang", self.config.crawl.langs[0]], [],
             timeout=PROBE_TIMEOUT, config=self.config.path, module=PROBE_MODULE,
+            name="site-wide probe",
         )
         self._running_done = self.running.start()
         self._running_done.addCallback(self.probed)
@@ -278,6 +279,7 @@ class Daemon:
         self.running = CrawlProcess(
             self.reactor, ["doctor", "--json", *self.crawl_args], [],
             timeout=DOCTOR_TIMEOUT, config=self.config.path, module="crawler.cli",
+            name="doctor",
         )
         self._running_done = self.running.start()
         self._running_done.addCallback(self.diagnosed)
