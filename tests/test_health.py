@@ -96,12 +96,17 @@ def test_every_crawl_failing_is_an_incident_within_two_cycles_and_a_503(make: An
     threshold = h.daemon.config.schedule.failure_threshold
     for failures in range(1, threshold + 1):
         h.crawl(summary(*(target(k, problems=BROKEN) for k in keys)))
+        if failures == 1:  # every strategy refused: the daemon asks doctor why, first
+            doctor = h.reactor.children[-1]
+            assert "doctor" in doctor.args, doctor.args
+            doctor.exit(stdout=b'{"ok": false, "verdict": "every path was refused"}', code=1)
+            h.reactor.advance(0)
         assert h.row("mod/en")["consecutive_failures"] == failures
         if failures < threshold:  # on to the next (quick) retry
             next_crawl = min(s.next_crawl for s in h.daemon.states.values())
             h.advance((next_crawl - h.now).total_seconds())
     kinds = {(i["agency"], i["kind"]) for i in h.daemon.archive.monitor.incidents()}
-    assert {(k, "failing") for k in keys} <= kinds
+    assert {(k, "failing") for k in keys} | {(k, "access-refused") for k in keys} <= kinds
     # The quick retries: the threshold is reached well within two normal cycles.
     assert h.now - first_failure <= timedelta(seconds=2 * interval)
 
