@@ -10,8 +10,6 @@ the Content-Security-Policy allows nothing but their one style sheet, by hash, a
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +20,7 @@ from urllib.parse import quote, urlencode
 from crawler.items import LANGS, press_page_url
 from crawler.sanitize import sanitize_html, text_to_html, truncate
 from crawler.timeutil import ALMATY, isoformat, parse_iso
+from scheduler.status_page import csp_hash
 from scheduler.worddiff import Op, Segment, changed, word_diff
 
 # Group headings of the home page, in the order shown (crawler/agencies.py KINDS).
@@ -75,15 +74,10 @@ form.search input[type=search] { width: 16em; max-width: 100%; }
 """
 
 
-def _csp_hash(source: str) -> str:
-    digest = hashlib.sha256(source.encode("utf-8")).digest()
-    return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
-
-
 # Images: item bodies show gov.kz's pictures (absolute http/https links); `data:` admits the
 # empty favicon that keeps browsers from asking for /favicon.ico.
 CONTENT_SECURITY_POLICY = (
-    f"default-src 'none'; script-src 'none'; style-src {_csp_hash(STYLE)}; "
+    f"default-src 'none'; script-src 'none'; style-src {csp_hash(STYLE)}; "
     "img-src data: https: http:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 

@@ -236,7 +236,8 @@ input[type=search] { max-width: 100%; }
 """
 
 
-def _csp_hash(source: str) -> str:
+def csp_hash(source: str) -> str:
+    """The CSP source that admits exactly this inline style or script (its SHA-256)."""
     digest = hashlib.sha256(source.encode("utf-8")).digest()
     return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
 
@@ -244,7 +245,7 @@ def _csp_hash(source: str) -> str:
 # `img-src data:` admits the empty data: favicon, which keeps browsers from requesting
 # /favicon.ico (a 404 in the console).
 CONTENT_SECURITY_POLICY = (
-    f"default-src 'none'; script-src {_csp_hash(SCRIPT)}; style-src {_csp_hash(STYLE)}; "
+    f"default-src 'none'; script-src {csp_hash(SCRIPT)}; style-src {csp_hash(STYLE)}; "
     "img-src data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 
