@@ -7,14 +7,10 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
 import shutil
-import signal
 import sqlite3
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +18,10 @@ from pathlib import Path
 import feedcheck
 import feedparser
 import pytest
-from cli_helpers import ROOT, run_cli
+from cli_helpers import run_cli
 from jsonfeed_check import check_json_feed
 from lxml import etree
+from serve_helpers import start_serving, stop
 
 from crawler.agencies import AgencyRegistry
 from crawler.config import resolve
@@ -83,40 +80,6 @@ def add_translations(db: Path) -> None:
                 ))  # fmt: skip
     finally:
         archive.close()
-
-
-def start_serving(data: Path, config: Path, log: Path) -> tuple[subprocess.Popen[bytes], int]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVKZ_")}
-    env["PYTHONPATH"] = str(ROOT)
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "crawler.cli", "--config", str(config), "serve",
-             "--data", str(data), "--port", "0"],
-            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while True:
-        found = re.search(r"serving feeds on http://127\.0\.0\.1:(\d+)/", log.read_text())
-        if found:
-            return proc, int(found.group(1))
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop(proc)
-            pytest.fail(f"`serve` did not start (exit {proc.returncode}):\n{log.read_text()}")
-        try:
-            proc.wait(timeout=0.05)  # returns at once if the server died
-        except subprocess.TimeoutExpired:
-            pass
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
