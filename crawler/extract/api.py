@@ -159,6 +159,17 @@ def _describe_object(value: dict) -> str:
     return f"an object with keys {', '.join(sorted(map(str, value))[:8])}"
 
 
+def _json_array(body: bytes, what: str) -> tuple[list[Any], list[Any]]:
+    """A list page's JSON (as sent, and cleaned); anything but an array is LayoutChanged
+    naming what it was."""
+    original, data = load_json(body, what)
+    if not isinstance(data, list):
+        shape = _describe_object(data) if isinstance(data, dict) else json_type(data)
+        raise LayoutChanged(f"{what}: expected a JSON array, got {shape}",
+                            sample=body[:SAMPLE_BYTES])
+    return original, data
+
+
 def parse_news_list(
     body: bytes, *, agency: str, lang: str, site: str = GOVKZ_SITE, url: str = ""
 ) -> Extracted:
@@ -167,12 +178,7 @@ def parse_news_list(
     ``[]`` (the page past the end) gives an empty result. Anything that is not a JSON array
     raises LayoutChanged naming what it was; an element of the array that cannot become an
     item is a Reject with its reason and raw JSON, and costs nothing else."""
-    original, data = load_json(body, "news list")
-    if not isinstance(data, list):
-        shape = _describe_object(data) if isinstance(data, dict) else json_type(data)
-        raise LayoutChanged(
-            f"news list: expected a JSON array, got {shape}", sample=body[:SAMPLE_BYTES]
-        )
+    original, data = _json_array(body, "news list")
     return collect(
         element_outcome(raw, clean, agency=agency, lang=lang, site=site, url=url)
         for raw, clean in zip(original, data, strict=True)
@@ -245,12 +251,7 @@ def parse_site_news_list(body: bytes, *, lang: str, site: str = GOVKZ_SITE,
     """Items and rejects of one page of the site-wide list, in page order: each element filed
     under every agency its ``projects`` names. Not a JSON array: LayoutChanged, as for an
     agency's list (parse_news_list)."""
-    original, data = load_json(body, "site-wide news list")
-    if not isinstance(data, list):
-        shape = _describe_object(data) if isinstance(data, dict) else json_type(data)
-        raise LayoutChanged(
-            f"site-wide news list: expected a JSON array, got {shape}", sample=body[:SAMPLE_BYTES]
-        )
+    original, data = _json_array(body, "site-wide news list")
     return collect(
         outcome
         for raw, clean in zip(original, data, strict=True)
