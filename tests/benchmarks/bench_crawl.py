@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlencode
 
+from crawler.config import resolve
 from crawler.items import LANGS
 from crawler.mockgov import Fault, MockServer, MockSite, serve_in_thread
 from tests.benchmarks.harness import Bench, Result, child_env, group, progress, side_by_side
@@ -51,13 +52,18 @@ class CrawlRig:
                       "-s", f"GOVKZ_CONCURRENCY={c}", "-s", f"CONCURRENT_REQUESTS={c}",
                       "-s", f"GOVKZ_AGENCIES_ENABLED={','.join(slugs)}",
                       "-s", "GOVKZ_PUBLISH_FEEDS=0"]
+        # The project's own politeness (download delay, AutoThrottle, concurrency): nothing
+        # but the site, the data and the agencies given.
+        self.polite_flags = [*self.flags[:5], "-s", f"GOVKZ_AGENCIES_ENABLED={','.join(slugs)}",
+                             "-s", "GOVKZ_PUBLISH_FEEDS=0"]
 
-    def crawl(self, *extra: str, wrapper: list[str] | None = None) -> dict[str, Any]:
+    def crawl(self, *extra: str, wrapper: list[str] | None = None,
+              polite: bool = False) -> dict[str, Any]:
         """One crawl; what it cost, counted at the mock and by the kernel."""
         before, cpu = len(self.site.log), _cpu()
         start = time.perf_counter()
-        argv = [sys.executable, "-m", *(wrapper or ["crawler.cli"]), "crawl", *self.flags,
-                *extra]
+        flags = self.polite_flags if polite else self.flags
+        argv = [sys.executable, "-m", *(wrapper or ["crawler.cli"]), "crawl", *flags, *extra]
         done = subprocess.run(argv, capture_output=True, text=True, env=child_env(),
                               timeout=TIMEOUT)
         wall = time.perf_counter() - start
@@ -95,12 +101,14 @@ def _why(done: subprocess.CompletedProcess[str]) -> str:
     return lines[-1] if lines else "no output"
 
 
-def baseline_fetch(bench: Bench, log: list[Any], url: str) -> dict[str, float]:
-    """A plain client fetching the requests of a crawl (same URLs, same languages)."""
+def baseline_fetch(bench: Bench, log: list[Any], server: MockServer) -> dict[str, Any]:
+    """A plain client fetching the requests of a crawl (same URLs, same languages): its CPU,
+    and its span at the mock (first to last request, plus the last one's latency)."""
     path = bench.dir("fetch") / "requests.json"
-    requests = [[f"{url}{e.path}?{urlencode(e.query)}", e.headers.get("accept-language", "ru")]
-                for e in log if e.method == "GET"]
+    requests = [[f"{server.url}{e.path}?{urlencode(e.query)}",
+                 e.headers.get("accept-language", "ru")] for e in log if e.method == "GET"]
     path.write_text(json.dumps(requests))
+    before = len(server.site.log)
     cpu = _cpu()
     done = subprocess.run([sys.executable, "-m", "tests.benchmarks.fetch_baseline", str(path),
                            str(bench.sizes.concurrency)], capture_output=True, text=True,
@@ -108,7 +116,10 @@ def baseline_fetch(bench: Bench, log: list[Any], url: str) -> dict[str, float]:
     if done.returncode != 0:
         raise RuntimeError(f"baseline fetch failed: {done.stderr[-800:]}")
     client = json.loads(done.stdout)["client"]
-    return {"cpu": _cpu() - cpu, "requests": len(requests), "client": client}
+    seen = server.site.log.entries()[before:]
+    span = (seen[-1].time - seen[0].time).total_seconds() if seen else 0.0
+    return {"cpu": _cpu() - cpu, "requests": len(requests), "client": client,
+            "span": span + bench.sizes.latency_ms / 1000}
 
 
 def _mock(bench: Bench) -> MockServer:
@@ -119,7 +130,7 @@ def _mock(bench: Bench) -> MockServer:
 
 
 @group("crawl", ("quiet_requests", "quiet_wall", "crawl_cpu", "quiet_transactions",
-                 "sitewide_requests", "sitewide_wall"))
+                 "sitewide_requests", "sitewide_wall", "quiet_wall_polite"))
 def crawl(bench: Bench) -> Iterable[Result]:
     sizes = bench.sizes
     with _mock(bench) as server:
@@ -137,7 +148,7 @@ def crawl(bench: Bench) -> Iterable[Result]:
 
         def baseline() -> float:
             log = quiet[-1]["log"] if quiet else []
-            fetched.append(baseline_fetch(bench, log, server.url))
+            fetched.append(baseline_fetch(bench, log, server))
             return fetched[-1]["cpu"] / max(1, fetched[-1]["requests"])
 
         # The project first: the baseline fetches what the last quiet crawl fetched.
@@ -149,10 +160,17 @@ def crawl(bench: Bench) -> Iterable[Result]:
                      f"counted); minimum 1 per agency x language ({len(slugs)} x {len(LANGS)})")
         floor = politeness_floor(last, sizes.latency_ms, sizes.concurrency)
         span = sorted(q["span"] for q in quiet)[len(quiet) // 2]
+        # The plain client's own span beside its own floor (its GETs only, all in parallel):
+        # how near the floor any Python client gets at this latency on this machine.
+        client = fetched[-1]
+        client_floor = sizes.latency_ms / 1000 * client["requests"] / sizes.concurrency
+        client_span = sorted(f["span"] for f in fetched)[len(fetched) // 2]
         yield Result("quiet_wall", span, floor, "s", target=1.2, note=(
             f"first to last request at the mock (robots.txt included), {sizes.latency_ms} ms "
             f"latency, concurrency {sizes.concurrency}; floor: robots.txt and the handshake one "
-            f"latency each, the rest ÷ concurrency; process wall {last['wall']:.1f} s"))
+            f"latency each, the rest ÷ concurrency; process wall {last['wall']:.1f} s; "
+            f"{client['client']} fetching the same GETs spans {client_span:.2f} s = "
+            f"{client_span / client_floor:.2f} x its floor"))
         yield Result("crawl_cpu", ours * 1000, theirs * 1000, "ms/request", target=3.0, note=(
             f"whole crawl process (interpreter start included) ÷ {fetched[-1]['client']} "
             "fetching the same URLs at the same concurrency"))
@@ -164,6 +182,28 @@ def crawl(bench: Bench) -> Iterable[Result]:
                      target=1.0, note=f"write transactions ÷ list pages of a quiet re-crawl "
                      f"({counts['writes']} write statements)")
     yield from sitewide(bench)
+    yield from polite(bench)
+
+
+def polite(bench: Bench) -> Iterable[Result]:
+    """A quiet re-crawl at the project's default politeness (its download delay, AutoThrottle
+    and concurrency, as the daemon crawls gov.kz): wall ÷ the floor that politeness sets."""
+    sizes = bench.sizes
+    delay = resolve().crawl.download_delay
+    with _mock(bench) as server:
+        slugs = [a.slug for a in server.site.agencies()][: sizes.polite_agencies]
+        rig = CrawlRig(bench, "crawl-polite", server, slugs)
+        progress(f"polite: {len(slugs)} agencies x {len(LANGS)} languages, {delay} s apart")
+        rig.crawl()  # the backfill, at full speed
+        run = rig.crawl(polite=True)
+    # Scrapy spaces every request to the host (robots.txt and the handshake too) by the
+    # download delay on average (randomized ±50%), whatever the concurrency.
+    spaced = run["robots"] + run["requests"]
+    floor = max(0, spaced - 1) * max(delay, sizes.latency_ms / 1000) + sizes.latency_ms / 1000
+    yield Result("quiet_wall_polite", run["span"], floor, "s", target=1.2, note=(
+        f"{spaced} requests (robots.txt included) at the default download delay {delay} s "
+        f"(AutoThrottle on); floor: one delay between requests; process wall "
+        f"{run['wall']:.1f} s"))
 
 
 def sitewide(bench: Bench) -> Iterable[Result]:

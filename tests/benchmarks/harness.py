@@ -70,6 +70,7 @@ class Sizes:
     """How big each scenario runs: --quick or the issue's full sizes."""
 
     crawl_agencies: int  # agencies the mock serves in the crawl scenarios
+    polite_agencies: int  # agencies of the quiet re-crawl at the default politeness
     concurrency: int
     latency_ms: int
     repeats: int  # repeats of a cheap measurement (median)
@@ -87,8 +88,8 @@ class Sizes:
         """These sizes with every item and request count multiplied by `factor`."""
         if factor == 1.0:
             return self
-        counts = ("crawl_agencies", "ingest_items", "query_items", "query_agencies",
-                  "feed_items", "feed_agencies", "serve_requests")
+        counts = ("crawl_agencies", "polite_agencies", "ingest_items", "query_items",
+                  "query_agencies", "feed_items", "feed_agencies", "serve_requests")
         changes: dict[str, Any] = {name: max(1, int(getattr(self, name) * factor))
                                    for name in counts}
         first, second = self.daemon_cycles
@@ -96,11 +97,12 @@ class Sizes:
         return replace(self, **changes)
 
 
-QUICK = Sizes(crawl_agencies=100, concurrency=16, latency_ms=20, repeats=5, heavy_repeats=3,
-              ingest_items=3_000, query_items=100_000, query_agencies=300, feed_items=12_000,
-              feed_agencies=40, serve_requests=6_000, serve_clients=4, daemon_cycles=(10, 25))
-FULL = Sizes(crawl_agencies=3_000, concurrency=16, latency_ms=20, repeats=5, heavy_repeats=1,
-             ingest_items=50_000, query_items=1_000_000, query_agencies=3_000,
+QUICK = Sizes(crawl_agencies=100, polite_agencies=10, concurrency=16, latency_ms=20, repeats=5,
+              heavy_repeats=3, ingest_items=3_000, query_items=100_000, query_agencies=300,
+              feed_items=12_000, feed_agencies=40, serve_requests=6_000, serve_clients=4,
+              daemon_cycles=(10, 25))
+FULL = Sizes(crawl_agencies=3_000, polite_agencies=50, concurrency=16, latency_ms=20, repeats=5,
+             heavy_repeats=1, ingest_items=50_000, query_items=1_000_000, query_agencies=3_000,
              feed_items=1_000_000, feed_agencies=3_000, serve_requests=60_000, serve_clients=4,
              daemon_cycles=(10, 500))
 
