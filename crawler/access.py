@@ -199,6 +199,9 @@ class AccessState:
     ``ticket`` changes whenever a new session starts. Requests carry the ticket they were sent
     with; a refusal of a request sent before the current session does not count against it
     (concurrent requests refused together are one refusal, not several).
+
+    A k6 session kept from an earlier crawl (``on_restored``) stands in for the first
+    handshake; refused, it is replaced by a handshake without counting as a refusal.
     """
 
     order: tuple[str, ...] = DEFAULT_ORDER
@@ -215,6 +218,8 @@ class AccessState:
     worked: str | None = field(default=None, init=False)
     failed: bool = field(default=False, init=False)
     ticket: int = field(default=0, init=False)
+    # The ticket of a session an earlier crawl obtained (on_restored), while it is the current one.
+    stored_ticket: int | None = field(default=None, init=False)
     _refusals: int = field(default=0, init=False, repr=False)
     _position: int = field(default=0, init=False, repr=False)
     _laps: int = field(default=0, init=False, repr=False)
@@ -269,6 +274,17 @@ class AccessState:
         self.ticket += 1
         self.history.append((str(self.strategy), "handshake"))
 
+    def on_restored(self, headers: dict[str, str] | None = None) -> None:
+        """A session an earlier crawl obtained for the current strategy is used instead of a
+        handshake (crawler/access_session.py); ``headers`` go on news requests."""
+        self.on_handshake(headers)
+        self.history[-1] = (str(self.strategy), "stored session")
+        self.stored_ticket = self.ticket
+
+    @property
+    def using_stored_session(self) -> bool:
+        return self.stored_ticket is not None and self.stored_ticket == self.ticket
+
     def on_handshake_failed(self, reason: str = "") -> str:
         """The handshake itself failed (e.g. its endpoint is gone): try the next strategy."""
         outcome = f"handshake failed: {reason}" if reason else "handshake failed"
@@ -283,6 +299,13 @@ class AccessState:
             return "failed"
         if ticket is not None and ticket != self.ticket:
             return "retry"
+        if self.using_stored_session:
+            # An earlier crawl's session the site no longer takes: it expired, which says
+            # nothing against the strategy, so it costs no renewal of this crawl's own.
+            self.history.append((str(self.strategy), "stored session refused"))
+            self.handshake_done, self.headers, self.stored_ticket = False, {}, None
+            self.ticket += 1
+            return "rehandshake"
         self.history.append((str(self.strategy), "refused"))
         self._refusals += 1
         # A strategy that already worked in this crawl is renewed a few times (short-lived

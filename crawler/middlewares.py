@@ -2,7 +2,9 @@
 
 AccessMiddleware applies the access strategy of crawler/access.py to every API request
 (meta["govkz_api"]), doing the handshake the site's web client does before the first one and
-again when a session is refused; RetryAfterMiddleware honours 429 Retry-After;
+again when a session is refused; a k6 session that let requests in is kept in the archive for
+the next crawl process, which starts with it instead of a handshake
+(crawler/access_session.py); RetryAfterMiddleware honours 429 Retry-After;
 BackoffRetryMiddleware (in place of Scrapy's RetryMiddleware) waits before each retry of a 5xx
 or a failed connection, exponentially and capped, or what the answer's Retry-After asks.
 
@@ -34,8 +36,16 @@ from crawler.access import (
     parse_k6_headers,
     token_headers,
 )
+from crawler.access_session import (
+    SESSION_STRATEGIES,
+    SessionKeeper,
+    StoredSession,
+    parse_set_cookies,
+)
 from crawler.config import default
 from crawler.errors import GovkzError
+from crawler.paths import db_path
+from crawler.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +77,12 @@ class AccessMiddleware:
             laps=1,  # the site may switch scheme while we try them: go round once more
         )
         self._lock: asyncio.Lock | None = None
+        data = crawler.settings.get("GOVKZ_DATA")
+        self.sessions = SessionKeeper(db_path(crawler.settings), self.site) if data else None
+        self._looked_up: set[str] = set()  # strategies whose stored session was asked for
+        self._restored: StoredSession | None = None  # an earlier crawl's session, in use
+        # A handshake's session (and its ticket), kept once a news request got in with it.
+        self._obtained: tuple[int, StoredSession] | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> AccessMiddleware:
@@ -85,14 +101,46 @@ class AccessMiddleware:
         if self.state.needs_handshake or self._lock.locked():
             async with self._lock:  # one handshake at a time; the others wait for its result
                 while self.state.needs_handshake:
-                    await self._handshake()
+                    if not self._restore():
+                        await self._handshake()
         self._check_usable()
         if graphql != self.state.using_graphql:
             raise SourceChanged(f"access: now using {self.state.strategy}")
         for name, value in self.state.headers.items():
             request.headers[name] = value
         request.meta["govkz_ticket"] = self.state.ticket
+        self._session_cookies(request)
         return None
+
+    def _restore(self) -> bool:
+        """Start the current strategy with the session an earlier crawl kept for this site, if
+        one may still be sent: looked up once per strategy and crawl."""
+        strategy = str(self.state.strategy)
+        if (self.sessions is None or strategy not in SESSION_STRATEGIES
+                or strategy in self._looked_up):
+            return False
+        self._looked_up.add(strategy)
+        session = self.sessions.load(strategy)
+        if session is None:
+            return False
+        self.state.on_restored(session.headers)
+        self._restored = session
+        self.crawler.stats.inc_value(f"govkz/access/stored_session/{strategy}")
+        log.info("access: %s session of an earlier crawl reused (obtained %s, expires %s)",
+                 strategy, session.obtained_at.isoformat(timespec="seconds"),
+                 session.expires_at.isoformat(timespec="seconds"))
+        return True
+
+    def _session_cookies(self, request: Request) -> None:
+        # A stored k6v1 session's cookies ride on its requests as Request.cookies: the cookie
+        # middleware (700, after this one) puts them in the crawl's jar. A resend in a newer
+        # session loses them, so the stale cookie cannot overwrite the jar's fresh one.
+        restored = self._restored if self.state.using_stored_session else None
+        if restored is not None and restored.cookies:
+            request.cookies = [cookie.for_request() for cookie in restored.cookies]
+            request.meta["govkz_stored_cookies"] = True
+        elif request.meta.pop("govkz_stored_cookies", False):
+            request.cookies = {}
 
     def _check_usable(self) -> None:
         if self.state.failed:
@@ -128,6 +176,10 @@ class AccessMiddleware:
             self.state.on_handshake_failed(str(exc))
             return
         self.state.on_handshake(headers)
+        now = utcnow()
+        cookies = parse_set_cookies(response.headers.getlist("Set-Cookie"), now)
+        self._obtained = (self.state.ticket, StoredSession.obtained(
+            self.site, strategy, now=now, headers=headers, cookies=cookies))
         log.info("access: %s handshake done", strategy)
 
     def process_response(
@@ -137,12 +189,22 @@ class AccessMiddleware:
         if not request.meta.get("govkz_api") and not graphql:
             return response
         refused = is_graphql_refusal if graphql else is_refusal
+        ticket = request.meta.get("govkz_ticket")
         if not refused(response.status, response.body):
             if 200 <= response.status < 300:
                 self.state.on_success()
+                self._keep_session(ticket)
             return response
         self.crawler.stats.inc_value("govkz/access/refused")
-        action = self.state.on_refused(request.meta.get("govkz_ticket"))
+        stored = self._restored if self.state.using_stored_session and (
+            ticket is None or ticket == self.state.ticket) else None
+        action = self.state.on_refused(ticket)
+        if stored is not None and self.sessions is not None:
+            # The site no longer takes the kept session: forget it (the handshake that
+            # follows keeps its own once a request gets in with it).
+            self._restored = None
+            self.sessions.drop(stored)
+            self.crawler.stats.inc_value("govkz/access/stored_session/refused")
         log.info("access: %s refused (HTTP %s): %s", request.url, response.status, action)
         # A refusal of a request sent in an older session ("retry") is not this request's
         # failure (AccessState does not count it either): concurrent requests race for a
@@ -157,6 +219,15 @@ class AccessMiddleware:
             return retry
         self._check_usable()
         raise AccessRefused(f"refused {tries} times: {self.state.describe()}")
+
+    def _keep_session(self, ticket: int | None) -> None:
+        """Store the handshake's session once a news request got in with it: what the next
+        crawl process starts with."""
+        if self._obtained is None or ticket != self._obtained[0]:
+            return
+        session, self._obtained = self._obtained[1], None
+        if self.sessions is not None:
+            self.sessions.save(session)
 
 
 def retry_after_seconds(value: bytes | str | None, *, now: datetime | None = None) -> float | None:
