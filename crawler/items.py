@@ -168,6 +168,32 @@ class Reject:
         return f"{what} ({self.lang}): {self.reason}"
 
 
+@dataclass(frozen=True)
+class PageMemo:
+    """What page 1 of an incremental walk was when it was last entirely quiet (every item
+    stored with the same content hash, no reject, no detail request, the walk ending there):
+    the `digest` of its request and response bytes and of the extraction version
+    (crawler/page_memo.py), its newest and oldest date, how many of its items the list gave
+    with a body (`found`: what the crawl summary counts as found and unchanged),
+    (agency, id, content_hash) of every item and the extraction `version`. The next crawl
+    recognises the same page by its digest and ends the walk without extracting it
+    (crawler/spiders/govkz.py). Kept per walk: `agency` is the agency or SITE_WIDE ("*")."""
+
+    agency: str
+    lang: str
+    digest: str
+    newest: datetime | None
+    oldest: datetime | None
+    found: int
+    items: tuple[tuple[str, int, str], ...]
+    version: int  # crawler/extract/api.py EXTRACTION_VERSION of the code that made it
+
+    @property
+    def keys(self) -> list[tuple[str, int, str]]:
+        """(agency, id, lang) of the page's items: NewsPage.seen of a memo hit."""
+        return [(agency, item_id, self.lang) for agency, item_id, _ in self.items]
+
+
 @dataclass
 class NewsPage:
     """What one response gave (a news list page, a detail, an RSS feed, a saved page): its
@@ -177,13 +203,18 @@ class NewsPage:
     `seen`: (agency, id, lang) of the items the spider judged unchanged by their stored hash
     alone (body-less list entries, not in `items`): their `last_seen` is refreshed in the same
     transaction. `marks`: the SyncMark of the walk this response ends, recorded after the
-    items, in the same transaction."""
+    items, in the same transaction. `memo`: the walk's PageMemo to keep, stored after (or
+    with) the items it describes, never before; `forget_memo`: (agency, lang) of a walk whose
+    page 1 was not quiet, whose stored memo goes."""
 
     items: list[NewsItem] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     seen: list[tuple[str, int, str]] = field(default_factory=list)
     marks: list[SyncMark] = field(default_factory=list)
+    memo: PageMemo | None = None
+    forget_memo: tuple[str, str] | None = None
 
     @property
     def empty(self) -> bool:
-        return not (self.items or self.rejects or self.seen or self.marks)
+        return not (self.items or self.rejects or self.seen or self.marks or self.memo
+                    or self.forget_memo)

@@ -589,3 +589,44 @@ def archive_at_scale(db: Database) -> None:
                         AND i.title = item_versions.title
                         AND i.body_text = item_versions.body_text
                         AND i.body_html = item_versions.body_html)""")
+
+
+@migration
+def create_page_memos(db: Database) -> None:
+    """What page 1 of each incremental walk (an agency or '*' for the site-wide list, and a
+    language) was when it was last entirely quiet (crawler/page_memo.py): `digest` of its
+    request, response bytes and extraction `version`, its `newest` and `oldest` date (ISO 8601,
+    full precision), `found` (its items the list gave with a body) and `items`, a JSON list of
+    [agency, id, content_hash]. A crawl whose page 1 has the same digest, and whose items are
+    all still stored with those hashes, ends the walk without extracting it. Bookkeeping
+    only: losing a row costs one extraction."""
+    db.execute("""
+        CREATE TABLE page_memos (
+            agency TEXT NOT NULL,
+            lang TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            digest TEXT NOT NULL,
+            newest TEXT,
+            oldest TEXT,
+            found INTEGER NOT NULL,
+            items TEXT NOT NULL,
+            stored_at TEXT NOT NULL,
+            PRIMARY KEY (agency, lang)
+        ) WITHOUT ROWID""")
+
+
+@migration
+def create_access_sessions(db: Database) -> None:
+    """The k6 session a handshake gave, per site (GOVKZ_BASE_URL) and strategy, kept for the next
+    crawl process (crawler/access_session.py): `secrets`, a JSON object of the k6v1 `cookies`
+    (name, value, domain, path, secure, expires) or the k6v2 `headers`; `obtained_at` and
+    `expires_at` (ISO 8601, UTC). Bookkeeping only: losing a row costs one handshake."""
+    db.execute("""
+        CREATE TABLE access_sessions (
+            site TEXT NOT NULL,
+            strategy TEXT NOT NULL,
+            secrets TEXT NOT NULL,
+            obtained_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            PRIMARY KEY (site, strategy)
+        ) WITHOUT ROWID""")

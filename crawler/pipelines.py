@@ -35,7 +35,9 @@ from crawler.items import (
 )
 from crawler.paths import db_path
 from crawler.problems import ProblemKind
-from crawler.summary import CrawlSummary, summary_for
+from crawler.quiet_buffer import QuietBuffer
+from crawler.save_plan import SaveResult
+from crawler.summary import CrawlSummary, TargetSummary, summary_for
 from crawler.sync import SITE_WIDE, SITE_WIDE_SOURCE
 
 log = logging.getLogger(__name__)
@@ -132,13 +134,19 @@ class ValidateItemPipeline(_SummaryAware):
 
 
 class ArchivePipeline(_SummaryAware):
-    """Store every item in the SQLite archive and keep the run's counts."""
+    """Store every item in the SQLite archive and keep the run's counts.
+
+    A quiet page (every item unchanged, no reject, no agency to discover, its walk's mark
+    where it is) opens no transaction: its `last_seen` refresh and walk wait in `quiet`
+    (crawler/quiet_buffer.py) for the next transaction that writes anyway, at the latest the
+    one that finishes the crawl."""
 
     def __init__(self, crawler: Any) -> None:
         super().__init__(crawler)
         self.archive: Any = None
         self.crawl_id: int | None = None
         self.agencies_seen: set[str] = set()  # of the site-wide stream, during this crawl
+        self.quiet = QuietBuffer()
 
     def open_spider(self, spider: Any = None) -> None:
         from crawler.store import Archive  # imported here: nothing opens a DB at import time
@@ -170,9 +178,10 @@ class ArchivePipeline(_SummaryAware):
         return item
 
     def _page(self, page: NewsPage) -> NewsPage:
-        """Store a page in one transaction: its rejects, items, seen items, the agencies the
-        site-wide stream names for the first time in this crawl, then its walk mark (after
-        the items: a crash never moves a mark past an item not stored). On a store failure
+        """Store a page in one transaction: the bookkeeping quiet pages left waiting, its
+        rejects, items, seen items, the agencies the site-wide stream names for the first
+        time in this crawl, then its walk mark (after the items: a crash never moves a mark
+        past an item not stored). A quiet page only waits (_quiet). On a store failure
         nothing of it is stored and each item says so; on an unexpected exception it is
         stored again item by item, so only what fails is lost."""
         if page.empty:
@@ -183,9 +192,19 @@ class ArchivePipeline(_SummaryAware):
         discover = list(dict.fromkeys(
             news.agency for news in page.items
             if news.source == SITE_WIDE_SOURCE and news.agency not in self.agencies_seen))
+        if self._quiet(page, discover):
+            self.quiet.add([*page.seen, *(news.key for news in page.items)],
+                           [(mark.agency, mark.lang) for mark in page.marks], memo=page.memo)
+            self.agencies_seen.update(discover)
+            self._count(page, counted, [SaveResult.UNCHANGED] * len(counted), new=[])
+            if self.quiet.due():
+                self._flush_quiet()
+            return page
         archive = self.archive
         try:
             with archive.transaction(f"store a page of {target_of(page)}"):
+                # First: what the page writes is newer than what waited.
+                self._write_quiet()
                 for reject in page.rejects:
                     archive.save_reject(reject, crawl_id=self.crawl_id)
                 outcomes = archive.save_items(page.items, crawl_id=self.crawl_id)
@@ -193,6 +212,10 @@ class ArchivePipeline(_SummaryAware):
                 new = [slug for slug in discover if archive.discover_agency(slug)]
                 for mark in page.marks:
                     archive.monitor.set_high_water(mark.agency, mark.lang, mark.newest)
+                if page.memo is not None:  # after the items it describes (crawler/page_memo.py)
+                    archive.monitor.save_page_memo(page.memo)
+                if page.forget_memo is not None:
+                    archive.monitor.forget_page_memo(*page.forget_memo)
         except StoreError as exc:  # disk full, read-only: nothing is stored, say so
             for news, target in counted:
                 target.add(ProblemKind.STORE, f"{_describe(news)} not stored: {exc}", news.url)
@@ -202,6 +225,7 @@ class ArchivePipeline(_SummaryAware):
                 self._count_reject(reject)
             raise DropItem(str(exc)) from None
         except Exception:  # noqa: BLE001 - contained below, item by item, and logged
+            self._flush_quiet()  # on its own, so the page is not failed again by it
             if len(page.items) + len(page.rejects) <= 1:
                 raise  # nothing else to save: guarded() names it
             log.exception("unexpected error storing a page of %s; storing it item by item",
@@ -210,7 +234,14 @@ class ArchivePipeline(_SummaryAware):
                 target.found -= 1
             self._one_by_one(page)
             return page
+        self.quiet.clear()
         self.agencies_seen.update(discover)
+        self._count(page, counted, outcomes, new)
+        return page
+
+    def _count(self, page: NewsPage, counted: list[tuple[NewsItem, TargetSummary]],
+               outcomes: list[SaveResult], new: list[str]) -> None:
+        """The summary's counts of a stored page, `new` the agencies it discovered."""
         for (news, target), outcome in zip(counted, outcomes, strict=True):
             setattr(target, outcome.value, getattr(target, outcome.value) + 1)
             if news.agency in new and news.source == SITE_WIDE_SOURCE:
@@ -222,7 +253,45 @@ class ArchivePipeline(_SummaryAware):
                     f"{_describe(news)}: cut off, no date; archived, not in feeds")
         for reject in page.rejects:
             self._count_reject(reject)
-        return page
+
+    def _quiet(self, page: NewsPage, discover: list[str]) -> bool:
+        """Whether storing `page` would only refresh `last_seen` and walk times: no reject,
+        no new or changed item, no agency to discover, no mark that moves. Read outside a
+        transaction, so it only decides that nothing needs writing now; a page that writes
+        is planned again inside its transaction."""
+        if page.rejects or page.forget_memo:  # a memo to keep waits; one to drop goes now
+            return False
+        try:
+            monitor = self.archive.monitor
+            if not all(monitor.mark_unchanged(mark.agency, mark.lang, mark.newest)
+                       for mark in page.marks):
+                return False
+            return bool(self.archive.page_is_quiet(page.items, agencies=discover))
+        except Exception:  # noqa: BLE001 - a read that fails decides nothing: store as usual
+            log.warning("cannot tell whether a page of %s is quiet; storing it",
+                        target_of(page), exc_info=True)
+            return False
+
+    def _write_quiet(self) -> None:
+        """Inside the caller's transaction: the bookkeeping that waited, oldest first, each
+        key's last_seen the second it was seen."""
+        for when, keys in self.quiet.seen.items():
+            self.archive.touch(keys, now=when)
+        self.archive.monitor.record_walks(self.quiet.walks)
+        for memo in self.quiet.memos.values():  # its items are stored: a memo only lags
+            self.archive.monitor.save_page_memo(memo)
+
+    def _flush_quiet(self) -> None:
+        """The bookkeeping that waited, in a transaction of its own. It is only bookkeeping:
+        when it cannot be written it is dropped (logged), and the next crawl refreshes it."""
+        if self.quiet.empty:
+            return
+        try:
+            with self.archive.transaction("record the quiet pages"):
+                self._write_quiet()
+        except Exception as exc:  # noqa: BLE001 - a lost refresh only lags; never fails a page
+            log.warning("cannot record %d items as seen: %s", self.quiet.keys, exc)
+        self.quiet.clear()
 
     def _one_by_one(self, page: NewsPage) -> None:
         """A page that met an unexpected exception, stored one element at a time, each
@@ -257,7 +326,8 @@ class ArchivePipeline(_SummaryAware):
         strategies = [access.worked] if access is not None and access.worked else []
         if access is not None and access.using_rss:
             strategies.append("rss")
-        self.archive.finish_crawl(
+        finish = functools.partial(
+            self.archive.finish_crawl,
             self.crawl_id,
             status=self.summary.status,
             counts=totals,
@@ -266,6 +336,17 @@ class ArchivePipeline(_SummaryAware):
             strategy=",".join(strategies) or None,
             requests=totals["requests"],
         )
+        try:  # a quiet crawl: the crawl row's begin, then this one transaction
+            with self.archive.transaction("record the crawl"):
+                self._write_quiet()
+                finish()
+        except StoreError as exc:
+            if self.quiet.empty:
+                raise
+            log.warning("cannot record %d items as seen: %s", self.quiet.keys, exc)
+            self.quiet.clear()
+            finish()  # the crawl's record matters more than the bookkeeping
+        self.quiet.clear()
         self.archive.close()
 
 

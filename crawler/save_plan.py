@@ -112,6 +112,14 @@ class SavePlan:
     reindex: list[tuple[NewsItem, datetime]] = field(default_factory=list)
     behind: Counter[tuple[str, str]] = field(default_factory=Counter)  # changes per feed
 
+    @property
+    def only_refreshes(self) -> bool:
+        """Whether the plan writes nothing but `last_seen`: every item unchanged, no metadata
+        gained (a quiet page, whose refresh crawler/pipelines.py may defer)."""
+        return (all(result is SaveResult.UNCHANGED for result in self.results)
+                and not (self.superseded or self.inserts or self.updates or self.versions
+                         or self.reindex or self.behind))
+
 
 def plan_save(items: Sequence[NewsItem], stored: Mapping[Key, Mapping[str, Any]], stamp: str,
               crawl_id: int | None) -> SavePlan:

@@ -292,6 +292,25 @@ class Archive:
                 results += plan.results
         return results
 
+    def page_is_quiet(self, items: Iterable[NewsItem], *, agencies: Iterable[str] = ()) -> bool:
+        """Whether save_items(items) would write nothing but their `last_seen`, and every
+        agency of `agencies` is stored (discover_agency would add none). Read outside any
+        transaction: a hint that a page needs no transaction now (crawler/pipelines.py),
+        never a plan to write; a page that writes re-plans inside its own."""
+        stamp = _stamp(None)
+        for run in distinct_runs(list(items)):
+            plan = plan_save(run, self._stored([item.key for item in run]), stamp, None)
+            if not plan.only_refreshes:
+                return False
+        wanted = list(dict.fromkeys(agencies))
+        for start in range(0, len(wanted), CHUNK):
+            chunk = wanted[start : start + CHUNK]
+            stored = self._where("agencies", f"slug IN ({', '.join('?' * len(chunk))})",
+                                 chunk, select="slug")
+            if len(stored) < len(chunk):
+                return False
+        return True
+
     def touch(self, keys: Iterable[tuple[str, int, str]], *, now: datetime | None = None) -> None:
         """Set `last_seen` of these stored items (agency, id, lang) to now: items a crawl saw
         in a list and judged unchanged by their hash alone. One statement per CHUNK of keys."""

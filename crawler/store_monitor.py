@@ -5,6 +5,7 @@ archive's own Database (one connection, so one transaction at a time for both)."
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from typing import Any
 from sqlite_utils import Database
 from sqlite_utils.db import Table
 
+from crawler.items import PageMemo
 from crawler.migrations import writing
 from crawler.timeutil import ALMATY, isoformat, localize, parse_iso, utcnow
 
@@ -25,6 +27,12 @@ DEFAULT_INTERVAL = 3600
 
 def _iso(value: datetime | None) -> str | None:
     return isoformat(localize(value)) if value else None
+
+
+def _mark_text(newest: datetime | None) -> str | None:
+    """A walk's high water as `sync_state` stores it (Almaty time, so text order is time
+    order)."""
+    return isoformat(localize(newest).astimezone(ALMATY)) if newest else None
 
 
 @dataclass(frozen=True)
@@ -95,7 +103,7 @@ class Monitor:
         self, agency: str, lang: str, newest: datetime | None, *, now: datetime | None = None
     ) -> None:
         """Record a completed walk. An empty list (newest None) keeps any earlier mark."""
-        mark = isoformat(localize(newest).astimezone(ALMATY)) if newest else None
+        mark = _mark_text(newest)
         with writing(self.db, "record the walk"):
             # SQL: an upsert that keeps the old column when the new value is NULL.
             self.db.execute(
@@ -106,6 +114,26 @@ class Monitor:
                        walked_at = excluded.walked_at""",
                 [agency, lang, mark, isoformat(localize(now or utcnow()).astimezone(UTC))],
             )
+
+    def mark_unchanged(self, agency: str, lang: str, newest: datetime | None) -> bool:
+        """Whether set_high_water(agency, lang, newest) would leave the mark as stored: the
+        target has a row and `newest` is its high water (or None, which keeps it). Then the
+        walk only needs its walked_at, which record_walks may write later."""
+        rows = self._rows("sync_state", "agency = ? AND lang = ?", [agency, lang],
+                          select="high_water")
+        return bool(rows) and (newest is None or rows[0]["high_water"] == _mark_text(newest))
+
+    def record_walks(self, walks: dict[tuple[str, str], datetime]) -> None:
+        """Record walks that left their mark unchanged (mark_unchanged), {(agency, lang):
+        when walked}: only walked_at moves, and never back; the high water stays what is
+        stored now (another process may have moved it since), so a late record only lags."""
+        if not walks:
+            return
+        with writing(self.db, f"record {len(walks)} walks"):
+            self.db.conn.executemany(
+                "UPDATE sync_state SET walked_at = MAX(walked_at, ?) WHERE agency = ? AND lang = ?",
+                [(isoformat(localize(when).astimezone(UTC)), agency, lang)
+                 for (agency, lang), when in walks.items()])
 
     def walked_since(self, since: datetime) -> set[Target]:
         """The targets of every walk completed at or after `since`: what a crawl finished
@@ -212,6 +240,37 @@ class Monitor:
                 [site, page_base, kk_code, _iso(now or utcnow())],
             )
 
+    # --- access sessions kept between crawls (crawler/access_session.py) -------------------
+
+    def access_session(self, site: str, strategy: str) -> dict[str, Any] | None:
+        """The `access_sessions` row of `site` and `strategy`, if any (one SELECT of one row:
+        a concurrent writer's row is read whole or not at all)."""
+        rows = self._rows("access_sessions", "site = ? AND strategy = ?", [site, strategy])
+        return rows[0] if rows else None
+
+    def save_access_session(self, site: str, strategy: str, *, secrets: str,
+                            obtained_at: datetime, expires_at: datetime) -> None:
+        """Keep the session a handshake gave, replacing the stored one (last writer wins), in
+        one statement."""
+        with writing(self.db, "store the access session"):
+            self.db.execute(
+                """INSERT INTO access_sessions (site, strategy, secrets, obtained_at, expires_at)
+                   VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT (site, strategy) DO UPDATE SET
+                       secrets = excluded.secrets, obtained_at = excluded.obtained_at,
+                       expires_at = excluded.expires_at""",
+                [site, strategy, secrets, isoformat(obtained_at.astimezone(UTC)),
+                 isoformat(expires_at.astimezone(UTC))],
+            )
+
+    def drop_access_session(self, site: str, strategy: str, *, secrets: str) -> None:
+        """Forget the stored session of `site` and `strategy` if it is still `secrets` (a newer
+        one another crawl stored meanwhile is kept)."""
+        with writing(self.db, "drop the access session"):
+            self.db.execute(
+                "DELETE FROM access_sessions WHERE site = ? AND strategy = ? AND secrets = ?",
+                [site, strategy, secrets])
+
     # --- full-history backfill cursors (crawler/backfill.py) -------------------------------
 
     def backfill_cursor(self, agency: str, lang: str) -> dict[str, Any] | None:
@@ -268,3 +327,59 @@ class Monitor:
             return
         with writing(self.db, f"save the schedule of {len(records)} targets"):
             self._table("schedule").upsert_all(records, pk=("agency", "lang"))
+
+    # --- page memos (crawler/page_memo.py) --------------------------------------------------
+
+    def page_memos(
+        self, walks: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], PageMemo | None]:
+        """The stored memos of these walks (agency or '*', language), in one query, by walk: a
+        memo whose every item is still stored with the content hash it records; None for a
+        walk whose stored memo names an item edited or no longer stored since, which the
+        crawl must not use; walks without one absent."""
+        wanted = [list(walk) for walk in dict.fromkeys(walks)]
+        if not wanted:
+            return {}
+        cursor = self.db.execute(
+            """SELECT m.agency, m.lang, m.version, m.digest, m.newest, m.oldest, m.found,
+                      m.items, NOT EXISTS (
+                          SELECT 1 FROM json_each(m.items) AS k
+                          LEFT JOIN items AS i ON i.agency = json_extract(k.value, '$[0]')
+                               AND i.id = json_extract(k.value, '$[1]') AND i.lang = m.lang
+                          WHERE i.content_hash IS NOT json_extract(k.value, '$[2]')) AS usable
+               FROM json_each(?) AS w JOIN page_memos AS m
+                 ON m.agency = json_extract(w.value, '$[0]')
+                AND m.lang = json_extract(w.value, '$[1]')""",
+            [json.dumps(wanted)])
+        memos: dict[tuple[str, str], PageMemo | None] = {}
+        for agency, lang, version, digest, newest, oldest, found, items, usable in cursor:
+            memos[agency, lang] = PageMemo(
+                agency, lang, digest, newest=parse_iso(newest), oldest=parse_iso(oldest),
+                found=found, items=tuple((a, i, h) for a, i, h in json.loads(items)),
+                version=version,
+            ) if usable else None
+        return memos
+
+    def save_page_memo(self, memo: PageMemo, *, now: datetime | None = None) -> None:
+        """Keep `memo` as its walk's (replacing any other). Dates at full precision: the walk
+        rule compares them with `--since` to the microsecond."""
+        with writing(self.db, "keep the page memo"):
+            self.db.execute(
+                """INSERT INTO page_memos (agency, lang, version, digest, newest, oldest, found,
+                                           items, stored_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (agency, lang) DO UPDATE SET
+                       version = excluded.version, digest = excluded.digest,
+                       newest = excluded.newest, oldest = excluded.oldest,
+                       found = excluded.found, items = excluded.items,
+                       stored_at = excluded.stored_at""",
+                [memo.agency, memo.lang, memo.version, memo.digest,
+                 memo.newest.isoformat() if memo.newest else None,
+                 memo.oldest.isoformat() if memo.oldest else None, memo.found,
+                 json.dumps([list(item) for item in memo.items], ensure_ascii=False),
+                 _iso(now or utcnow())])
+
+    def forget_page_memo(self, agency: str, lang: str) -> None:
+        """Drop the memo of a walk (its page 1 was not quiet); none stored is no write."""
+        with writing(self.db, "forget the page memo"):
+            self._table("page_memos").delete_where("agency = ? AND lang = ?", [agency, lang])

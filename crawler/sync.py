@@ -52,12 +52,19 @@ class PagingPlan:
         `rejected` elements of the page (crawler/items.py Reject) count as known items: the
         page was not the end of the list, and they never hold a walk back.
         """
-        if not items and not rejected:
+        all_known = all(known.get(item_key(i)) == hashes.get(item_key(i)) for i in items)
+        return self.decide(page, count=len(items), rejected=rejected,
+                           oldest=self.oldest(items), all_known=all_known)
+
+    def decide(self, page: int, *, count: int, rejected: int, oldest: datetime | None,
+               all_known: bool) -> tuple[bool, str]:
+        """next_page from what it needs of the page: how many items and rejects it had, its
+        oldest date, and whether every item was stored with the same hash. Also the rule a
+        page memo's hit is judged by (crawler/page_memo.py), so the two can never differ."""
+        if not count and not rejected:
             return False, "end of list"
         if page >= self.max_pages:
             return False, f"max pages ({self.max_pages}) reached"
-        dated = [i.published for i in items if i.published is not None]
-        oldest = min(dated) if dated else None
         if self.since is not None:
             if oldest is not None and oldest <= self.since:
                 return False, "reached --since date"
@@ -68,7 +75,6 @@ class PagingPlan:
             if page < self.backfill_pages:
                 return True, "first walk: backfill"
             return False, f"first walk: backfilled {self.backfill_pages} page(s)"
-        all_known = all(known.get(item_key(i)) == hashes.get(item_key(i)) for i in items)
         # The mark is stored to the second (timeutil.isoformat); gov.kz dates may carry
         # milliseconds, which must not make the last walk's newest item look unreached.
         reached = oldest is not None and oldest.replace(microsecond=0) <= self.high_water
@@ -82,3 +88,8 @@ class PagingPlan:
     def newest(items: list[NewsItem]) -> datetime | None:
         dated = [i.published for i in items if i.published is not None]
         return max(dated) if dated else None
+
+    @staticmethod
+    def oldest(items: list[NewsItem]) -> datetime | None:
+        dated = [i.published for i in items if i.published is not None]
+        return min(dated) if dated else None

@@ -49,6 +49,14 @@ from crawler.timeutil import localize
 
 NEWS_PATH = "/api/v1/public/content-manager/news"
 
+# The version of what extraction makes of a response: raise it with ANY change that can change
+# an item from the same bytes: these parsers, GraphQL's (crawler/extract/graphql.py), the field
+# parsers, body cleaning (htmlbody.py, crawler/sanitize.py), NewsItem's own cleaning
+# (crawler/items.py) or the content hash (crawler/save_plan.py). A page memo
+# (crawler/page_memo.py) records it: a memo of another version is never a hit, so the page is
+# extracted anew instead of being judged by what older code made of its bytes.
+EXTRACTION_VERSION = 1
+
 
 # --- URLs and headers ---------------------------------------------------------------------------
 

@@ -37,8 +37,9 @@ from crawler.extract.graphql import (
 )
 from crawler.extract.rss import parse_official_rss, rss_url
 from crawler.failures import describe_failure, failed_request
-from crawler.items import LANGS, NewsItem, NewsPage, ResponseSample, SyncMark
+from crawler.items import LANGS, NewsItem, NewsPage, PageMemo, ResponseSample, SyncMark
 from crawler.middlewares import SourceChanged, UseRssFallback
+from crawler.page_memo import memo_hit, page_digest, quiet_memo
 from crawler.paths import db_path
 from crawler.problems import ProblemKind
 from crawler.summary import TargetSummary, summary_for
@@ -114,6 +115,9 @@ class GovkzSpider(scrapy.Spider):
         # from its stored cursor, with no incremental stop and no GOVKZ_MAX_PAGES bound.
         self.full_history = flag(full_history)
         self.walks: dict[str, Walk] = {}
+        # Page 1 of each incremental walk as it was when last entirely quiet, by (agency,
+        # lang); None: stored but unusable (crawler/page_memo.py).
+        self.memos: dict[tuple[str, str], PageMemo | None] = {}
 
     @property
     def target(self) -> str:
@@ -140,6 +144,8 @@ class GovkzSpider(scrapy.Spider):
         pairs = self.pairs or [(agency, lang) for agency in agencies for lang in langs]
         if self.site_wide:
             pairs = [(SITE_WIDE, lang) for lang in langs] + list(self.pairs)
+        if not self.full_history:  # one query for every walk; a backfill walks without them
+            self.memos = self.archive.monitor.page_memos((a, lang) for a, lang in pairs)
         for agency, lang in pairs:
             walk = Walk(agency, lang, self._plan(agency, lang))
             self.walks[walk.name] = walk
@@ -223,6 +229,14 @@ class GovkzSpider(scrapy.Spider):
     def parse_list(self, response: Response, walk: Walk, page: int) -> Iterator[Any]:
         target = self._target(walk)
         target.pages += 1
+        # Page 1 of an incremental walk: the same bytes as when it was last quiet end the
+        # walk as that page did, without extracting it (crawler/page_memo.py).
+        digest = (self._page_digest(walk, response)
+                  if page == 1 and walk.history is None else None)
+        memo = self.memos.get((walk.agency, walk.lang))
+        if digest is not None and memo is not None and memo_hit(memo, digest, walk.plan):
+            yield from self._quiet_by_memo(walk, memo)
+            return
         graphql = bool(response.meta.get("govkz_graphql"))
         try:
             if graphql:  # the same page, asked through GraphQL (access strategy "graphql")
@@ -243,6 +257,7 @@ class GovkzSpider(scrapy.Spider):
         # counted there; the walk goes on).
         batch = NewsPage(rejects=list(found.rejects))
         if found.rejects and not items:
+            batch.forget_memo = self._stale_memo(walk) if digest is not None else None
             yield batch
             # Not one element readable: no poison item but a changed layout (a renamed field).
             reason = f"news list: every element rejected, e.g. {found.rejects[0].reason}"
@@ -266,6 +281,14 @@ class GovkzSpider(scrapy.Spider):
                 details.setdefault(item.id, []).append(item.agency)
         step = walk.history.listed(page, items, rejected=len(found.rejects),
                                    details=len(details)) if walk.history else None
+        more, why = (walk.plan.next_page(page, items, known, hashes, rejected=len(found.rejects))
+                     if step is None else (False, step.why))
+        if digest is not None:  # recorded with the page's items, or forgotten with them
+            batch.memo = quiet_memo(walk.agency, walk.lang, digest, items, known, hashes,
+                                    rejected=len(found.rejects), details=len(details),
+                                    more=more, found=len(batch.items))
+            if batch.memo is None:
+                batch.forget_memo = self._stale_memo(walk)
         if details or step is not None:  # stored before what the requests and marks bring
             yield from [batch] if not batch.empty else []
             batch = NewsPage()
@@ -277,7 +300,6 @@ class GovkzSpider(scrapy.Spider):
         if step is not None:
             yield from self._history_step(walk, page, step, len(items), len(found.rejects))
             return
-        more, why = walk.plan.next_page(page, items, known, hashes, rejected=len(found.rejects))
         # At debug level: one line per page is thousands per cycle at gov.kz scale (and a
         # measurable share of a quiet crawl's CPU); the summary counts pages per target.
         self.logger.debug("%s page %d: %d items, %d rejected; %s", walk.name, page, len(items),
@@ -289,6 +311,38 @@ class GovkzSpider(scrapy.Spider):
         else:
             walk.paging_done = True
             yield from self._finish(walk, batch)
+
+    def _page_digest(self, walk: Walk, response: Response) -> str:
+        """What page 1 was (crawler/page_memo.py): the request as it went out (after the
+        access and site-probe middlewares rewrote it) and the response as it came."""
+        request = response.request
+        assert request is not None  # a callback's response always has its request
+        return page_digest(
+            agency=walk.agency, lang=walk.lang, site=self.site, method=request.method,
+            url=request.url, request_body=request.body,
+            accept_language=request.headers.get("Accept-Language") or b"",
+            status=response.status, response_url=response.url, response_body=response.body)
+
+    def _quiet_by_memo(self, walk: Walk, memo: PageMemo) -> Iterator[Any]:
+        """Page 1 recognised by its memo: the walk ends as the full path ends a quiet page 1
+        (its items seen, its mark), and the summary counts what that path counts: the items
+        the list gave with a body found and unchanged (body-less known ones neither)."""
+        target = self._target(walk)
+        target.found += memo.found
+        target.unchanged += memo.found
+        walk.newest = memo.newest
+        walk.paging_done = True
+        self.logger.debug("%s page 1: %d items, unchanged bytes (page memo); walk ends",
+                          walk.name, len(memo.items))
+        yield from self._finish(walk, NewsPage(seen=memo.keys))
+
+    def _stale_memo(self, walk: Walk) -> tuple[str, str] | None:
+        """The walk whose stored memo a page 1 that was not quiet makes stale, if it has one."""
+        key = (walk.agency, walk.lang)
+        if key not in self.memos:
+            return None
+        del self.memos[key]  # forgotten once, whatever asks the page again
+        return key
 
     def _history_step(self, walk: Walk, page: int, step: Step, items: int,
                       rejected: int) -> Iterator[Any]:
