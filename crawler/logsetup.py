@@ -134,3 +134,20 @@ def configure(verbosity: int, level: str | None = None, *, log_file: Path | None
         handler.addFilter(_ByOrigin(ours, theirs))
         root.addHandler(handler)
     root.setLevel(min(ours, theirs, logging.INFO))
+
+
+def drop_records_nobody_shows(logger_name: str, log_level: str | int | None) -> None:
+    """Let `logger_name` create only the records some handler here can show or count.
+
+    Scrapy's configure_logging (run by CrawlerProcess) sets its "scrapy" logger to DEBUG, so a
+    crawl creates two DEBUG records per list page ("Crawled", "Scraped from") that every
+    handler then throws away. The handlers `configure` installs pass nothing below the root
+    logger's level, and Scrapy's LogCount counts nothing below LOG_LEVEL (`log_level`); a
+    record below both reaches no one, so not creating it changes no output and no stat.
+    """
+    root = logging.getLogger().getEffectiveLevel()
+    counted = (log_level if isinstance(log_level, int)
+               else logging.getLevelName(str(log_level or "DEBUG").upper()))
+    if not isinstance(counted, int):
+        counted = logging.DEBUG  # a level this module does not know: keep every record
+    logging.getLogger(logger_name).setLevel(min(root, counted))

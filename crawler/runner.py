@@ -6,11 +6,15 @@ in a child process of its own (as Scrapyd does) and reads the summary back as JS
 
 from __future__ import annotations
 
+import gc
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from scrapy.settings import Settings
 
+from crawler import logsetup
 from crawler.config import resolve, scrapy_settings
 from crawler.problems import ProblemKind
 from crawler.summary import CrawlSummary, summary_for
@@ -30,9 +34,11 @@ def run_spider(spider: type | str, settings: Settings, **spider_args: Any) -> Cr
     # The CLI has configured logging already; Scrapy must not add a second root handler.
     settings.set("LOG_INSTALL_ROOT_HANDLER", False, priority="cmdline")
     process = CrawlerProcess(settings)
+    logsetup.drop_records_nobody_shows("scrapy", settings.get("LOG_LEVEL"))
     crawler = process.create_crawler(spider)
     process.crawl(crawler, **spider_args)
-    process.start()
+    with collector_tuned_for_one_crawl():
+        process.start()
     summary = summary_for(crawler)
     reason = (crawler.stats.get_value("finish_reason") if crawler.stats else None) or "unknown"
     if reason != "finished":
@@ -47,6 +53,33 @@ def run_spider(spider: type | str, settings: Settings, **spider_args: Any) -> Cr
                                     f"{errors} unexpected error(s), see the log")
     logging.getLogger(__name__).debug("crawl finished: %s", reason)
     return summary
+
+
+# Young-generation threshold while the reactor runs (Python's default is 700): see below.
+CRAWL_GC_THRESHOLD = (10_000, 10, 10)
+
+
+@contextmanager
+def collector_tuned_for_one_crawl() -> Iterator[None]:
+    """Python's cyclic garbage collector, set for the one crawl this process runs.
+
+    By the time the reactor starts, the process holds what lives until it exits: modules,
+    classes, settings, the crawler and its components. Left as they are, every full collection
+    traverses all of them again (a quiet crawl of 300 lists ran two, ~90 ms of CPU between
+    them); frozen, the collector only looks at what the crawl allocates. The larger young
+    threshold makes collections rarer, not weaker: reference counting still frees everything
+    acyclic at once, and the crawl's cyclic garbage (Twisted failures, response chains) is
+    still collected, a few thousand allocations later. Both are undone afterwards, so a
+    longer-lived caller (a test) keeps Python's defaults.
+    """
+    saved = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(*CRAWL_GC_THRESHOLD)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*saved)
+        gc.unfreeze()
 
 
 def die_with_parent() -> None:
