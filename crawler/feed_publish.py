@@ -3,22 +3,38 @@
 Every feed whose agency and language had an item stored since it was last written is
 rewritten, and every feed an enabled agency should have and does not have yet is written
 (empty if need be), so a reader can subscribe to an agency before its first item.
+
+What a crash leaves: each file is replaced atomically, its data synced before the rename, and
+every directory renamed into is synced before the archive records the feeds as published
+(Archive.feeds_published, crawler/feed_files.py). So a killed process or a power cut leaves
+every file whole, old or new, and the feeds it did not record are rendered again by the next
+publish, which rewrites whichever files still differ.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
-from crawler.feeds import FORMATS, GZ, FeedReport
+from crawler.feed_dir import FeedDirectory
+from crawler.feed_files import gz_path
+from crawler.feeds import INDEX_NAMES, FeedReport, feed_rels
 
 
-def _missing(present: Collection[str], pairs: Iterable[tuple[str, str]]) -> set[str]:
-    """Agencies with a feed file not written yet: newly enabled or discovered, or a directory
-    written by an older version (no .json, no .gz copies). `present`: feeds.present_files."""
+def _missing(directory: FeedDirectory, pairs: Iterable[tuple[str, str]]) -> set[str]:
+    """Agencies with a feed file not written yet (in a language, or their mixed feed): newly
+    enabled or discovered, written by an older version (no .json, no .gz copies), or a file
+    deleted by hand."""
     return {agency for agency, lang in pairs
-            if not all(f"{agency}/{lang}.{ext}{gz}" in present
-                       for ext in FORMATS for gz in ("", GZ))}  # fmt: skip
+            if not all(map(directory.complete, feed_rels(agency, [lang])))}  # fmt: skip
+
+
+def _aggregates_missing(directory: FeedDirectory, out: Path) -> bool:
+    """Whether an every-agency feed or an index lacks a file (they are written on every
+    publish that is not quiet, so it need not be more precise)."""
+    return not all(map(directory.complete, feed_rels(None))) or not all(
+        (out / name).is_file() and gz_path(out / name).is_file() for name in INDEX_NAMES)
 
 
 def publish(
@@ -35,7 +51,7 @@ def publish(
     from crawler.config import agencies_from_settings, default
     from crawler.directory import load_registry
     from crawler.feed_catalog import feed_targets, with_archived
-    from crawler.feeds import present_files, write_feeds
+    from crawler.feeds import write_feeds
     from crawler.paths import db_path, feeds_dir
     from crawler.store import Archive
 
@@ -50,10 +66,14 @@ def publish(
         else:
             wanted = [(agency, lang) for agency, lang in targets]
         behind = archive.feeds_behind()
-        present = present_files(out)  # one listing, for _missing and write_feeds alike
-        missing = _missing(present, wanted)
-        everything = full or "index.html" not in present
-        if not everything and not behind and not missing:
+        everything = full or not (out / "index.html").is_file()
+        # Read once, for _missing and write_feeds alike; not at all when everything is written.
+        directory = FeedDirectory(out, assume_empty=True) if everything \
+            else FeedDirectory.load(out)
+        missing = set() if everything else _missing(directory, wanted)
+        quiet = not behind and not missing and not _aggregates_missing(directory, out)
+        if not everything and quiet:
+            directory.save()  # what it had to list, so the next quiet cycle need not
             return FeedReport()  # a quiet cycle: no feed is behind, so none is even rendered
         report = write_feeds(
             archive,
@@ -63,9 +83,9 @@ def publish(
             limit=settings.getint("GOVKZ_FEED_LIMIT", default("crawl.feed_limit")),
             agencies=None if everything else {agency for agency, _ in behind} | missing,
             enabled=wanted,
-            present=present,
+            directory=directory,
         )
-        archive.feeds_published(behind)
+        archive.feeds_published(behind)  # after write_feeds synced every file it wrote
         return report
     finally:
         archive.close()

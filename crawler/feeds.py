@@ -9,19 +9,16 @@ clock, so unchanged news renders to identical bytes and the file is left alone.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import html
 import json
 import os
 import re
-import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache
-from itertools import groupby
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 from urllib.parse import quote, urljoin, urlsplit
@@ -33,6 +30,15 @@ from lxml import etree
 
 from crawler.agencies import AgencyRegistry
 from crawler.feed_catalog import Section, sections
+from crawler.feed_dir import FeedDirectory, feed_files
+from crawler.feed_files import (  # noqa: F401 - gz_path, gz_fresh: re-exported for callers
+    FORMATS,
+    GZ,
+    StagedWrites,
+    gz_fresh,
+    gz_path,
+    write_if_changed,
+)
 from crawler.items import GOVKZ_SITE, ITEM_URL_RE, LANGS, item_url, press_page_url
 from crawler.sanitize import (
     GOVKZ_BASE,
@@ -464,86 +470,13 @@ def entry_from_item(
 
 # --- writing ----------------------------------------------------------------------------------
 
-
-GZ = ".gz"
-# The .gz copies are served as they are (the embedded server, nginx's gzip_static): zlib's
-# default level, its balance of size and time; mtime 0 makes the bytes a function of the feed.
-GZIP_LEVEL = 6
-
-
-def gz_path(path: Path) -> Path:
-    """Where the precompressed copy of a written file lives: beside it, `.gz` appended."""
-    return path.with_name(path.name + GZ)
-
-
-def gz_fresh(path: Path) -> bool:
-    """Whether `path`'s .gz copy is current: written with it, it carries its mtime."""
-    try:
-        return os.stat(gz_path(path)).st_mtime_ns == os.stat(path).st_mtime_ns
-    except FileNotFoundError:
-        return False
-
-
-def _temporary(path: Path, data: bytes) -> str:
-    """`data` in a new hidden file beside `path` (the server refuses hidden names)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from a separate web server
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return tmp
-
-
-def _write_gz(path: Path, data: bytes, mtime_ns: int) -> None:
-    """Replace path.gz atomically with `data` compressed, stamped with the feed's mtime."""
-    target = gz_path(path)
-    tmp = _temporary(target, gzip.compress(data, GZIP_LEVEL, mtime=0))
-    try:
-        os.utime(tmp, ns=(mtime_ns, mtime_ns))
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_if_changed(path: Path, data: bytes, *, gz: bool = True) -> bool:
-    """Replace `path` atomically with `data` unless it already holds exactly these bytes.
-
-    With `gz`, `path`.gz holds the same bytes gzip-compressed, with `path`'s mtime, so both
-    answer with the same Last-Modified and a server can tell a stale copy (its mtime differs).
-    It is replaced just before the feed: a reader never gets a .gz older than the feed it
-    sits beside for longer than between two renames. A missing or stale .gz of an unchanged
-    feed is written again."""
-    try:
-        # The size first: an edited feed usually has another, and then it need not be read.
-        same = os.stat(path).st_size == len(data) and path.read_bytes() == data
-    except FileNotFoundError:
-        same = False
-    if same:
-        if gz and not gz_fresh(path):
-            _write_gz(path, data, os.stat(path).st_mtime_ns)
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary(path, data)
-    try:
-        if gz:
-            _write_gz(path, data, os.stat(tmp).st_mtime_ns)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return True
+# How files get into the directory (atomic, synced, a .gz copy each): crawler.feed_files.
 
 
 def _lang_order(lang: str) -> tuple[int, str]:
     return (LANGS.index(lang) if lang in LANGS else len(LANGS), lang)
 
 
-# Every feed is written in each of these formats, beside each other: {rel}.atom, .rss, .json.
-FORMATS = ("atom", "rss", "json")
 _RENDER = {"atom": render_atom, "rss": render_rss, "json": render_json}
 # The every-agency feeds: all.* (all languages, kept for its subscribers) and all/{lang}.*. An
 # agency with this slug would overwrite them, so it gets none (the config's "all" keyword
@@ -569,7 +502,7 @@ class _Plan:
 
     def files(self) -> list[str]:
         """Its files, relative to the feeds directory, each with its .gz copy."""
-        return [f"{self.rel}.{ext}{gz}" for ext in FORMATS for gz in ("", GZ)]
+        return feed_files(self.rel)
 
 
 def _agency_plan(registry: AgencyRegistry, agency: str, lang: str) -> _Plan:
@@ -578,25 +511,33 @@ def _agency_plan(registry: AgencyRegistry, agency: str, lang: str) -> _Plan:
 
 
 def _by_agency(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
-    """{agency: its languages in LANGS order} of (agency, lang) pairs."""
-    langs: dict[str, list[str]] = {}
-    for agency, lang in sorted(set(pairs)):
+    """{agency: its languages in LANGS order} of (agency, lang) pairs, agencies sorted."""
+    langs: dict[str, set[str]] = {}
+    for agency, lang in pairs:
         if agency != ALL_REL:
-            langs.setdefault(agency, []).append(lang)
-    return {agency: sorted(found, key=_lang_order) for agency, found in langs.items()}
+            langs.setdefault(agency, set()).add(lang)
+    return {agency: sorted(langs[agency], key=_lang_order) for agency in sorted(langs)}
 
 
-def _plans(by_agency: Mapping[str, Sequence[str]], registry: AgencyRegistry) -> list[_Plan]:
-    plans = [_Plan(ALL_REL, None, None, ALL_TITLE, GOVKZ_SITE + "/", "gov.kz")]
-    plans += [
-        _Plan(f"{ALL_REL}/{lang}", None, lang, ALL_TITLES[lang], GOVKZ_SITE + "/", "gov.kz")
-        for lang in LANGS
-    ]
-    for agency, langs in by_agency.items():
-        name = registry.name(agency, "en")  # falls back to ru, kk, the slug
-        plans.append(_Plan(agency, agency, None, name, press_page_url(agency, "en"), name))
-        plans += [_agency_plan(registry, agency, lang) for lang in langs]
-    return plans
+def _plans(agency: str | None, langs: Sequence[str], registry: AgencyRegistry) -> list[_Plan]:
+    """The feeds of one agency (its mixed feed, then one per language), or with agency None
+    the every-agency ones."""
+    if agency is None:
+        site = GOVKZ_SITE + "/"
+        return [_Plan(ALL_REL, None, None, ALL_TITLE, site, "gov.kz"),
+                *(_Plan(f"{ALL_REL}/{lang}", None, lang, ALL_TITLES[lang], site, "gov.kz")
+                  for lang in LANGS)]  # fmt: skip
+    name = registry.name(agency, "en")  # falls back to ru, kk, the slug
+    return [_Plan(agency, agency, None, name, press_page_url(agency, "en"), name),
+            *(_agency_plan(registry, agency, lang) for lang in langs)]  # fmt: skip
+
+
+def feed_rels(agency: str | None, langs: Sequence[str] = ()) -> list[str]:
+    """The feeds (paths sans extension) of an agency in `langs`: its mixed-language feed and
+    one per language; with agency None the every-agency ones (each language, and all)."""
+    if agency is None:
+        return [ALL_REL, *(f"{ALL_REL}/{lang}" for lang in LANGS)]
+    return [agency, *(f"{agency}/{lang}" for lang in langs)]
 
 
 def _newest(rows: Iterable[dict], limit: int) -> list[dict]:
@@ -657,71 +598,75 @@ def write_feeds(
     limit: int = 50,
     agencies: Iterable[str] | None = None,
     enabled: Iterable[tuple[str, str]] = (),
-    present: Collection[str] | None = None,
+    directory: FeedDirectory | None = None,
 ) -> FeedReport:
     """Write the feeds of every agency × language with items or in `enabled` (those without
     items get valid empty feeds), plus the every-agency feeds and the indexes, which are always
     refreshed and always list every agency's feeds. With `agencies`, only those agencies'
     feeds are rewritten, and any other feed whose files are missing.
 
-    Files, each feed in .atom, .rss and .json, each file with its .gz copy (write_if_changed):
+    Files, each feed in .atom, .rss and .json, each file with its .gz copy (feed_files):
     {slug}/{lang} (the unit readers subscribe to), {slug} (all languages), all/{lang}, all
     (all languages); index.opml (every {slug}/{lang} Atom feed, grouped by kind),
     index.{lang}.opml (one language), index.html (the feeds directory's page). Self links are
-    base_url + "feeds/" + the file's path. `present`: the files out_dir holds
-    (present_files), when the caller has listed them already.
+    base_url + "feeds/" + the file's path. Only files whose bytes change are replaced; every
+    file is in place, synced, when this returns. `directory`: what out_dir holds
+    (FeedDirectory.load), when the caller has read it already; its record is saved here.
     """
     out_dir = Path(out_dir)
     base = (base_url or DEFAULT_PUBLIC_URL).rstrip("/") + "/"
     by_agency = _by_agency([*source.feed_groups(), *enabled])
     wanted = None if agencies is None else set(agencies)
-    if wanted is None:
-        present = ()  # everything is written: nothing to look up
-    elif present is None:
-        present = present_files(out_dir)
-    present = present if isinstance(present, set) else set(present)
+    if directory is None:
+        # Everything is written: nothing to look up.
+        directory = FeedDirectory(out_dir, assume_empty=wanted is None)
+        if wanted is not None:
+            directory = FeedDirectory.load(out_dir)
     report = FeedReport()
-    for agency, plans in groupby(_plans(by_agency, registry), key=lambda plan: plan.agency):
-        stale = agency is None or wanted is None or agency in wanted
-        todo = [plan for plan in plans if stale or not present.issuperset(plan.files())]
-        if not todo:
-            continue
-        entries = _AgencyEntries(source, registry, limit, agency, by_agency.get(agency or "", ()))
-        for plan in todo:
-            found = entries.of(plan.lang)
-            for ext in FORMATS:
-                data = _RENDER[ext](plan.meta(base, ext), found, cache=entries.render)
-                _record(report, out_dir / f"{plan.rel}.{ext}", data)
-    # A full rewrite renders the indexes whatever the digest says (see INDEX_KEY).
-    _write_indexes(report, out_dir, base, registry, by_agency, reuse=wanted is not None)
+    with StagedWrites() as staged:
+        done: list[str] = []  # feeds staged whole, in place once committed
+        for agency in [None, *by_agency]:
+            langs = by_agency.get(agency or "", ())
+            stale = agency is None or wanted is None or agency in wanted
+            rels = feed_rels(agency, langs)
+            if not stale and all(directory.complete(rel) for rel in rels):
+                continue  # by far the most agencies of an incremental publish: no plan made
+            entries = _AgencyEntries(source, registry, limit, agency, langs)
+            for plan in _plans(agency, langs, registry):
+                if not stale and directory.complete(plan.rel):
+                    continue
+                found = entries.of(plan.lang)
+                for ext in FORMATS:
+                    data = _RENDER[ext](plan.meta(base, ext), found, cache=entries.render)
+                    _record(report, staged, out_dir / f"{plan.rel}.{ext}", data)
+                done.append(plan.rel)
+            if len(staged) >= COMMIT_FILES:
+                _commit(staged, directory, done)
+        _commit(staged, directory, done)
+        # A full rewrite renders the indexes whatever the digest says (see INDEX_KEY).
+        _write_indexes(report, staged, out_dir, base, registry, by_agency,
+                       reuse=wanted is not None)  # fmt: skip
+    report.written = staged.written
+    report.unchanged += staged.unchanged
+    directory.save()
     return report
 
 
-def present_files(out_dir: Path) -> set[str]:
-    """The files of the feeds directory (feeds live at most one directory down), as relative
-    POSIX paths: one listing per directory rather than a stat per file, which for 3,000
-    agencies is 54,000 stats on every publish."""
-    found: set[str] = set()
-    try:
-        top = os.scandir(out_dir)
-    except (FileNotFoundError, NotADirectoryError):
-        return found
-    with top:
-        for entry in top:
-            if entry.is_dir(follow_symlinks=False):
-                with os.scandir(entry.path) as inner:
-                    found.update(f"{entry.name}/{e.name}" for e in inner if e.is_file())
-            elif entry.is_file():
-                found.add(entry.name)
-    return found
+# Files staged before they are renamed into place together: enough to keep the writer threads
+# busy while feeds render, few enough that new feeds reach readers during a full rewrite.
+COMMIT_FILES = 600
 
 
-def _record(report: FeedReport, path: Path, data: bytes) -> None:
+def _commit(staged: StagedWrites, directory: FeedDirectory, done: list[str]) -> None:
+    staged.commit()
+    for rel in done:
+        directory.written(rel)
+    done.clear()
+
+
+def _record(report: FeedReport, staged: StagedWrites, path: Path, data: bytes) -> None:
     report.feeds += 1
-    if write_if_changed(path, data):
-        report.written.append(path)
-    else:
-        report.unchanged += 1
+    staged.put(path, data)
 
 
 # --- OPML and the directory index -------------------------------------------------------------
@@ -773,6 +718,7 @@ def opml_groups(
 
 def _write_indexes(
     report: FeedReport,
+    staged: StagedWrites,
     out_dir: Path,
     base: str,
     registry: AgencyRegistry,
@@ -782,21 +728,22 @@ def _write_indexes(
 ) -> None:
     from crawler.feed_index import render_index  # HTML, not a feed: its own module
 
-    names = [*INDEX_FILES, "index.html"]
+    names = INDEX_NAMES
     key = _index_key(base, registry, by_agency)
     if reuse and _indexes_current(out_dir, key, names):
         report.feeds += len(names)
         report.unchanged += len(names)
         return
     groups = opml_groups(registry, by_agency, base)
-    _record(report, out_dir / INDEX_FILES[0],
+    _record(report, staged, out_dir / INDEX_FILES[0],
             render_opml(groups, OPML_TITLES[None], tag_language=True))
     for lang in LANGS:
-        _record(report, out_dir / f"index.{lang}.opml",
+        _record(report, staged, out_dir / f"index.{lang}.opml",
                 render_opml(opml_groups(registry, by_agency, base, lang), OPML_TITLES[lang],
                             tag_language=False))
-    _record(report, out_dir / "index.html",
+    _record(report, staged, out_dir / "index.html",
             render_index(sections(registry, by_agency), by_agency, registry))
+    staged.commit()  # the marks remembered are those of the files in place
     _remember_indexes(out_dir, key, names)
 
 
@@ -806,6 +753,7 @@ def _write_indexes(
 # kept beside them (a hidden file: the server refuses those); equal digest, untouched files:
 # the indexes are current and are not rendered at all.
 INDEX_FILES = ("index.opml", *(f"index.{lang}.opml" for lang in LANGS))
+INDEX_NAMES = (*INDEX_FILES, "index.html")  # every file _write_indexes writes
 INDEX_KEY = ".index.key"
 
 

@@ -403,7 +403,7 @@ def check_file(path: Path, served_at: str | None = None) -> list[str]:
 
     data = Path(path).read_bytes()
     checks = {".atom": check_atom, ".rss": check_rss, ".json": check_json_feed}
-    if path.name == ".index.key":  # the publisher's digest of the indexes: no feed
+    if path.name in (".index.key", ".feeds.state"):  # the publisher's bookkeeping: no feed
         return []
     if path.suffix == ".gz":  # the publisher's gzip copy: exactly the file beside it
         import gzip

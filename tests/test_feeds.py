@@ -15,6 +15,7 @@ from lxml import etree
 from store_helpers import memory_archive
 
 from crawler.agencies import Agency, AgencyRegistry
+from crawler.feed_dir import STATE
 from crawler.feeds import (
     EMPTY_FEED_UPDATED,
     INDEX_KEY,
@@ -134,9 +135,10 @@ def files(out: Path) -> set[str]:
 
 
 def test_write_feeds_writes_every_feed_and_the_opml(published: Path) -> None:
-    # Each with its gzip copy, and the hidden digest that tells whether the indexes are current.
+    # Each with its gzip copy, the hidden digest that tells whether the indexes are current and
+    # the hidden record of what the directory holds (crawler/feed_dir.py).
     written = set(EXPECTED) | INDEXES
-    assert files(published) == written | {f"{name}.gz" for name in written} | {INDEX_KEY}
+    assert files(published) == written | {f"{name}.gz" for name in written} | {INDEX_KEY, STATE}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -244,8 +246,10 @@ def test_second_run_with_same_data_writes_nothing(tmp_path: Path, registry: Agen
     source = FakeArchive(dataset())
     first = write_feeds(source, tmp_path, registry=registry)
     assert len(first.written) == first.feeds == len(EXPECTED) + len(INDEXES)
+    # The hidden bookkeeping aside: the indexes' digest holds the mtimes set to 0 below, and
+    # the directory's record the mtime of the directory that digest is rewritten in.
     stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")
-              if p.is_file() and p.name != INDEX_KEY}  # fmt: skip
+              if p.is_file() and p.name != INDEX_KEY and p != tmp_path / STATE}  # fmt: skip
     contents = {p: p.read_bytes() for p in stamps}
     for path in stamps:  # make any rewrite visible in the mtime, whatever the clock resolution
         os.utime(path, ns=(0, 0))
@@ -253,8 +257,8 @@ def test_second_run_with_same_data_writes_nothing(tmp_path: Path, registry: Agen
     assert second.written == []
     assert second.unchanged == second.feeds == first.feeds
     assert all(p.stat().st_mtime_ns == 0 and p.read_bytes() == contents[p] for p in stamps)
-    # No temporary files left (the indexes' digest is no temporary file).
-    assert not [p for p in tmp_path.rglob(".*") if p.is_file() and p.name != INDEX_KEY]
+    # No temporary files left (the indexes' digest and the directory's record are none).
+    assert not [p for p in tmp_path.rglob(".*") if p.is_file() and p.name not in (INDEX_KEY, STATE)]
 
 
 def test_an_edit_rewrites_only_the_feeds_that_show_it(
@@ -314,7 +318,7 @@ def test_an_empty_archive_still_gives_valid_documents(
     report = write_feeds(FakeArchive([]), tmp_path, registry=registry)
     every = {f"{rel}.{ext}" for rel in ("all", "all/kk", "all/ru", "all/en") for ext in FORMATS}
     written = every | INDEXES
-    assert files(tmp_path) == written | {f"{name}.gz" for name in written} | {INDEX_KEY}
+    assert files(tmp_path) == written | {f"{name}.gz" for name in written} | {INDEX_KEY, STATE}
     assert report.feeds == len(every) + len(INDEXES)
     for name in sorted(every):
         assert feedcheck.check_file(tmp_path / name, served_at=f"{BASE}feeds/{name}") == []
