@@ -23,15 +23,17 @@ import json
 import logging
 import os
 import stat
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any, cast
 
 from twisted.internet.interfaces import IListeningPort
 from twisted.web import http, pages, server, static, util
+from twisted.web.error import UnsupportedMethod
+from twisted.web.http_headers import Headers
 from twisted.web.resource import IResource, Resource
 
+from scheduler.feed_cache import FeedCache, FeedVersion, Segments, file_key
 from scheduler.health import FAIL, Health
 from scheduler.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from scheduler.metrics import Metrics
@@ -166,17 +168,17 @@ def plan_range(ranges: Sequence[tuple[int | None, int | None]], size: int) -> tu
     return http.PARTIAL_CONTENT, first, last - first + 1
 
 
-def precompressed(path: str, st: os.stat_result) -> bytes | None:
-    """The bytes of `path`.gz, the feed writer's gzip copy of the file `st` describes, or None
-    when it is missing, not a regular file, or stale: the writer gives the copy the feed's own
-    mtime (crawler.feeds.write_if_changed), so any other mtime is another version's."""
+def precompressed(path: str, mtime_ns: int) -> bytes | None:
+    """The bytes of `path`.gz, the feed writer's gzip copy of the file, or None when it is
+    missing, not a regular file, or stale: the writer gives the copy the feed's own mtime
+    (crawler.feeds.write_if_changed), so any other mtime is another version's."""
     try:
         fd = os.open(path + ".gz", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return None
     try:
         found = os.fstat(fd)
-        if not stat.S_ISREG(found.st_mode) or found.st_mtime_ns != st.st_mtime_ns:
+        if not stat.S_ISREG(found.st_mode) or found.st_mtime_ns != mtime_ns:
             return None  # a directory opens too: only a regular file is a copy
         with os.fdopen(fd, "rb", closefd=False) as gz:
             return gz.read()
@@ -186,104 +188,36 @@ def precompressed(path: str, st: os.stat_result) -> bytes | None:
         os.close(fd)
 
 
-class GzipCache:
-    """Gzipped bodies of recently served feeds, keyed by file identity and version: the feed
-    writer's .gz copy when it is current, else compressed here, once per version."""
+def open_feed(path: str) -> IO[bytes]:
+    # The path is already resolved; O_NOFOLLOW stops a symlink swapped in since then.
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    return os.fdopen(fd, "rb")
 
-    def __init__(self, size: int = 128) -> None:
-        self._size = size
-        self._bodies: OrderedDict[tuple[int, ...], bytes] = OrderedDict()
 
-    def get(self, st: os.stat_result, fh: IO[bytes], path: str | None = None) -> bytes:
-        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        body = self._bodies.get(key)
-        if body is None:
-            body = precompressed(path, st) if path is not None else None
-            if body is None:
-                # mtime=0 makes the bytes a function of the content, so the strong ETag holds
-                # (and they are the writer's .gz bytes: same level, same header).
-                body = gzip.compress(fh.read(), compresslevel=6, mtime=0)
-            self._bodies[key] = body
-            if len(self._bodies) > self._size:
-                self._bodies.popitem(last=False)
-        self._bodies.move_to_end(key)
-        return body
+def parse_ranges(header: bytes | None) -> list[tuple[int | None, int | None]]:
+    """The ranges of a Range header as static.File parses them; none when absent or malformed
+    (ignored, as static.File does)."""
+    if header is None:
+        return []
+    try:
+        # static.File's parser, which reads nothing of the instance.
+        return cast(list, static.File._parseRangeHeader(cast(Any, None), header))
+    except ValueError:
+        return []
 
 
 class FeedFile(static.File):
-    """One feed file, with what static.File lacks: ETag, RFC-correct conditional GET, caching
-    headers, and gzip.
+    """A feed file too big to keep in the FeedCache, streamed from its open descriptor with
+    static.File's producers and plan_range choosing what to send."""
 
-    Gzip is done here rather than with GzipEncoderFactory: in Twisted 26.10 its encoder writes
-    the gzip header and trailer after the headers of HEAD and 304 responses, which corrupts
-    keep-alive connections, and it cannot give the gzipped variant a Content-Length or its own
-    ETag. The file is opened once and its fstat drives every header, so the headers always
-    describe the bytes sent even while the feed writer replaces the file.
-    """
-
-    def __init__(self, path: Path, *, max_age: int, gzip_cache: GzipCache) -> None:
-        super().__init__(str(path))
-        self.type = FEED_TYPES[path.suffix]
+    def __init__(self, version: FeedVersion) -> None:
+        super().__init__(version.path)
+        self.type = version.content_type.decode()
         self.encoding = None
-        self._max_age = max_age
-        self._gzip_cache = gzip_cache
-        self._size = 0
-
-    def openForReading(self) -> IO[bytes]:
-        # The path is already resolved; O_NOFOLLOW stops a symlink swapped in since then.
-        fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        return os.fdopen(fd, "rb")
+        self._size = version.size
 
     def getFileSize(self) -> int:
         return self._size
-
-    def render_GET(self, request: server.Request) -> bytes | int:
-        try:
-            fh = self.openForReading()
-        except OSError:
-            return pages.notFound().render(request)
-        try:
-            return self._respond(request, fh)
-        except BaseException:
-            # Whatever failed, the handle must not outlive the request (a 500 follows). Closing
-            # it again after a producer did is harmless.
-            fh.close()
-            raise
-
-    render_HEAD = render_GET
-
-    def _respond(self, request: server.Request, fh: IO[bytes]) -> bytes | int:
-        st = os.fstat(fh.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            fh.close()
-            return pages.notFound().render(request)
-        self._size = st.st_size
-        gzipped = accepts_gzip(request.getHeader(b"accept-encoding"))
-        etag = b'"%x-%x%s"' % (st.st_size, st.st_mtime_ns, b"-gzip" if gzipped else b"")
-        request.setHeader(b"etag", etag)
-        request.setHeader(b"last-modified", http.datetimeToString(int(st.st_mtime)))
-        request.setHeader(b"cache-control", b"public, max-age=%d" % self._max_age)
-        request.setHeader(b"vary", b"Accept-Encoding")
-        if _not_modified(request, etag, int(st.st_mtime)):
-            fh.close()
-            request.setResponseCode(http.NOT_MODIFIED)
-            # Finishing here keeps the server from adding "Content-Length: 0" to the 304.
-            request.finish()
-            return server.NOT_DONE_YET
-        if gzipped:
-            with fh:
-                body = self._gzip_cache.get(st, fh, self.path)
-            request.setHeader(b"content-type", (self.type or "application/octet-stream").encode())
-            request.setHeader(b"content-encoding", b"gzip")
-            request.setHeader(b"content-length", b"%d" % len(body))
-            return b"" if request.method == b"HEAD" else body
-        request.setHeader(b"accept-ranges", b"bytes")
-        if request.method == b"HEAD":
-            fh.close()
-            self._setContentHeaders(request)
-            return b""
-        self.makeProducer(request, fh).start()  # the producer closes fh when done or cut off
-        return server.NOT_DONE_YET
 
     def makeProducer(
         self, request: server.Request, fileForReading: IO[bytes]
@@ -295,12 +229,9 @@ class FeedFile(static.File):
         crashes on some part layouts and never closes the file; a suffix longer than the file
         makes it seek before the start; and its log line for a non-UTF-8 Range raises.
         """
-        header = request.getHeader(b"range")
-        try:
-            ranges = self._parseRangeHeader(header) if header is not None else []
-        except ValueError:
-            ranges = []  # malformed: ignored, as static.File does
-        code, offset, length = plan_range(ranges, self.getFileSize())
+        code, offset, length = plan_range(
+            parse_ranges(request.getHeader(b"range")), self.getFileSize()
+        )
         request.setResponseCode(code)
         if code == http.PARTIAL_CONTENT:
             request.setHeader(b"content-range", self._contentRange(offset, length))
@@ -327,40 +258,185 @@ def _not_modified(request: server.Request, etag: bytes, mtime: int) -> bool:
         return False
 
 
+# What a feed answers to (static.File's list): any other method is a 405 naming them.
+FEED_METHODS = (b"HEAD", b"GET")
+
+
 class FeedTree(Resource):
     """/feeds/...: the rest of the URL path names a file inside the feeds directory.
 
-    With `fixed`, serves that one file and nothing below it (/opml)."""
+    With `fixed`, serves that one file and nothing below it (/opml).
+
+    Feeds get what static.File lacks: ETag, RFC-correct conditional GET, caching headers, and
+    gzip. Gzip is done here rather than with GzipEncoderFactory: in Twisted 26.10 its encoder
+    writes the gzip header and trailer after the headers of HEAD and 304 responses, which
+    corrupts keep-alive connections, and it cannot give the gzipped variant a Content-Length or
+    its own ETag.
+
+    Every answer comes from one FeedVersion: its headers and bodies were all taken from one open
+    descriptor and its fstat, so they describe the same bytes even while the feed writer
+    replaces the file. A version the cache holds, still current and with the body asked for,
+    answers without opening the file; anything else opens it and answers from that descriptor.
+    """
 
     isLeaf = True
 
-    def __init__(self, root: Path, metrics: Metrics, *, max_age: int, fixed: str | None = None):
+    def __init__(
+        self, root: Path, metrics: Metrics, *, max_age: int, fixed: str | None = None,
+        cache: FeedCache | None = None,
+    ):
         super().__init__()
         self._root = root
         self._metrics = metrics
-        self._max_age = max_age
+        self._cache_control = b"public, max-age=%d" % max_age
         self._fixed = fixed
-        self._gzip_cache = GzipCache()
+        self._cache = FeedCache() if cache is None else cache
 
     def render(self, request: server.Request) -> bytes | int:
         segments = list(request.postpath or [])
         if self._fixed is not None:
             segments = [self._fixed.encode()] if not segments else [b""]
-        elif segments in ([], [b""]):
+        elif not segments:
             # The directory is its index.html; /feeds goes to /feeds/ so its relative links work.
-            index = resolve_feed(self._root, [FEEDS_INDEX.encode()])
-            if index is not None and not segments:
+            if resolve_feed(self._root, [FEEDS_INDEX.encode()]) is not None:
                 return util.redirectTo(request.path + b"/", request)
             segments = [FEEDS_INDEX.encode()]
+        elif segments == [b""]:
+            segments = [FEEDS_INDEX.encode()]
         path_class = _path_class(segments)
+        try:
+            answer = self._serve(request, segments)
+        except BaseException:
+            self._count_when_finished(request, path_class)  # the 405 or 500 Twisted answers
+            raise
+        if answer is server.NOT_DONE_YET and not request.finished:
+            self._count_when_finished(request, path_class)  # a producer is streaming it
+        else:
+            # Bytes, which the server writes at once with this code, or a 304 already finished:
+            # no Deferred needed to learn the outcome.
+            self._metrics.record_feed_request(path_class, request.code)
+        return answer
+
+    def _count_when_finished(self, request: server.Request, path_class: str) -> None:
         request.notifyFinish().addBoth(
             lambda _: self._metrics.record_feed_request(path_class, request.code)
         )
+
+    def _serve(self, request: server.Request, segments: list[bytes]) -> bytes | int:
+        if request.method not in FEED_METHODS:
+            if resolve_feed(self._root, segments) is None:
+                return pages.notFound().render(request)
+            raise UnsupportedMethod(FEED_METHODS)
+        url = tuple(segments)
+        gzipped = accepts_gzip(request.getHeader(b"accept-encoding"))
+        version = self._cache.lookup(url)
+        if version is not None:
+            etag = version.gzip_etag if gzipped else version.etag
+            not_modified = _not_modified(request, etag, version.mtime)
+            has_body = version.gzipped if gzipped else version.body
+            if not_modified or has_body is not None or (not gzipped and request.method == b"HEAD"):
+                return self._respond(request, url, version, None, gzipped, not_modified)
         target = resolve_feed(self._root, segments)
         if target is None:
             return pages.notFound().render(request)
-        feed = FeedFile(target, max_age=self._max_age, gzip_cache=self._gzip_cache)
-        return feed.render(request)
+        try:
+            fh = open_feed(str(target))
+        except OSError:
+            return pages.notFound().render(request)
+        try:
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                fh.close()
+                return pages.notFound().render(request)
+            if version is None or version.key != file_key(st) or version.path != str(target):
+                version = FeedVersion.of(str(target), st, FEED_TYPES[target.suffix])
+                url_path = os.path.join(self._root, *(s.decode("utf-8") for s in segments))
+                self._cache.remember(url, url_path, version)
+            return self._respond(request, url, version, fh, gzipped, None)
+        except BaseException:
+            # Whatever failed, the handle must not outlive the request (a 500 follows). Closing
+            # it again after a producer did is harmless.
+            fh.close()
+            raise
+
+    def _respond(
+        self, request: server.Request, url: Segments, version: FeedVersion,
+        fh: IO[bytes] | None, gzipped: bool, not_modified: bool | None,
+    ) -> bytes | int:
+        """The answer `version` gives `request`. `fh`, its open descriptor, is there whenever
+        the answer needs a body the version does not hold, and is closed here or by a producer."""
+        etag = version.gzip_etag if gzipped else version.etag
+        request.setHeader(b"etag", etag)
+        request.setHeader(b"last-modified", version.last_modified)
+        request.setHeader(b"cache-control", self._cache_control)
+        request.setHeader(b"vary", b"Accept-Encoding")
+        if not_modified is None:
+            not_modified = _not_modified(request, etag, version.mtime)
+        if not_modified:
+            _close(fh)
+            request.setResponseCode(http.NOT_MODIFIED)
+            # Finishing here keeps the server from adding "Content-Length: 0" to the 304.
+            request.finish()
+            return server.NOT_DONE_YET
+        if gzipped:
+            body = version.gzipped
+            if body is None:
+                assert fh is not None  # _serve opens the file when the body is missing
+                with fh:
+                    body = precompressed(version.path, version.mtime_ns)
+                    if body is None:
+                        # mtime=0 makes the bytes a function of the content, so the strong ETag
+                        # holds (and they are the writer's .gz bytes: same level, same header).
+                        body = gzip.compress(fh.read(), compresslevel=6, mtime=0)
+                self._cache.keep_body(url, version, body, gzipped=True)
+            else:
+                _close(fh)
+            request.setHeader(b"content-type", version.content_type)
+            request.setHeader(b"content-encoding", b"gzip")
+            request.setHeader(b"content-length", b"%d" % len(body))
+            return b"" if request.method == b"HEAD" else body
+        request.setHeader(b"accept-ranges", b"bytes")
+        if request.method == b"HEAD":
+            _close(fh)
+            request.setHeader(b"content-length", b"%d" % version.size)
+            request.setHeader(b"content-type", version.content_type)
+            return b""
+        body = version.body
+        if body is None and fh is not None and version.size <= self._cache.max_body:
+            body = _read_whole(fh, version)
+            if body is not None:
+                self._cache.keep_body(url, version, body, gzipped=False)
+        if body is None:
+            assert fh is not None  # _serve opens the file when the body is missing
+            # The producer closes fh when done or cut off.
+            FeedFile(version).makeProducer(request, fh).start()
+            return server.NOT_DONE_YET
+        _close(fh)
+        code, offset, length = plan_range(parse_ranges(request.getHeader(b"range")), version.size)
+        request.setResponseCode(code)
+        if code == http.PARTIAL_CONTENT:
+            request.setHeader(
+                b"content-range", b"bytes %d-%d/%d" % (offset, offset + length - 1, version.size)
+            )
+        elif code == http.REQUESTED_RANGE_NOT_SATISFIABLE:
+            request.setHeader(b"content-range", b"bytes */%d" % version.size)
+        request.setHeader(b"content-type", version.content_type)
+        return body[offset : offset + length]  # the server sets Content-Length: `length`
+
+
+def _read_whole(fh: IO[bytes], version: FeedVersion) -> bytes | None:
+    """The file's bytes if they are exactly `version`'s (not written to in place meanwhile);
+    else None, with `fh` back at the start for a producer."""
+    data = fh.read()
+    if len(data) == version.size and file_key(os.fstat(fh.fileno())) == version.key:
+        return data
+    fh.seek(0)
+    return None
+
+
+def _close(fh: IO[bytes] | None) -> None:
+    if fh is not None:
+        fh.close()
 
 
 def _path_class(segments: list[bytes]) -> str:
@@ -469,6 +545,19 @@ class BoundedHTTPChannel(http.HTTPChannel):
     maxHeaders = MAX_HEADERS
     _rejected = False
 
+    def writeHeaders(self, version: bytes, code: bytes, reason: bytes, headers: Any) -> None:
+        """http.HTTPChannel's bytes in one piece: its writeSequence of some 40 fragments per
+        answer, each checked by the transport, cost more than building the head here."""
+        if not isinstance(headers, Headers):
+            super().writeHeaders(version, code, reason, headers)  # it sanitizes other kinds
+            return
+        head = [b"%s %s %s\r\n" % (version, code, reason)]
+        for name, values in headers.getAllRawHeaders():
+            for value in values:
+                head.append(b"%s: %s\r\n" % (name, value))
+        head.append(b"\r\n")
+        cast(Any, self.transport).write(b"".join(head))
+
     def dataReceived(self, data: bytes) -> None:
         if not self._rejected:  # after a rejection, input is read only to be thrown away
             super().dataReceived(data)
@@ -551,8 +640,11 @@ def build_site(
     root = _Page()
     add_pages(root, provider)  # /, /agency/…, /item/…, /search (scheduler/site_pages.py)
     add_search_feeds(root, provider, max_age=cache_max_age)  # /search.atom|rss|json
-    root.putChild(b"feeds", FeedTree(feeds_dir, metrics, max_age=cache_max_age))
-    root.putChild(b"opml", FeedTree(feeds_dir, metrics, max_age=cache_max_age, fixed=OPML_INDEX))
+    cache = FeedCache()  # one for both trees: /opml is /feeds/index.opml
+    root.putChild(b"feeds", FeedTree(feeds_dir, metrics, max_age=cache_max_age, cache=cache))
+    root.putChild(
+        b"opml", FeedTree(feeds_dir, metrics, max_age=cache_max_age, fixed=OPML_INDEX, cache=cache)
+    )
     root.putChild(b"status", StatusPage(provider, as_json=False))
     root.putChild(b"status.json", StatusPage(provider, as_json=True))
     root.putChild(b"metrics", MetricsPage(metrics))
