@@ -155,6 +155,10 @@ def child_env(**extra: str) -> dict[str, str]:
     """The environment of a child process: the repository importable, no stray GOVKZ_ values
     of the caller's shell (the benchmarks pass everything as flags)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOVKZ_")}
+    # An installed project has its bytecode cached (pip writes it; a first run does): without
+    # this, every crawl child of a shell with PYTHONDONTWRITEBYTECODE set compiles the
+    # project's ~50 modules from source again, a start-up cost no deployment pays.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env.update(extra)
     return env
