@@ -33,7 +33,12 @@ os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 # from the configuration (crawler/config.py).
 ROBOTSTXT_OBEY = True
 # CONCURRENT_REQUESTS follows the configured concurrency too (at least 4; crawler/config.py).
-DOWNLOAD_DELAY_JITTER = 0.5  # +-50%: requests do not arrive on a fixed beat
+# +-20%: requests do not arrive on a fixed beat. Not Scrapy's +-50%: its downloader draws the
+# delay again each time it wakes up to send, and waits on while the new draw is longer than the
+# time gone by, so the mean gap is the running maximum of draws: 1.22 x DOWNLOAD_DELAY at +-50%
+# (measured: 32 requests at 1 s took 37.8 s against the mock), 1.09 x at +-20%. The configured
+# delay is what gov.kz is promised; 22% slower than that buys nothing.
+DOWNLOAD_DELAY_JITTER = 0.2
 AUTOTHROTTLE_ENABLED = True
 AUTOTHROTTLE_START_DELAY = 1.0
 AUTOTHROTTLE_MAX_DELAY = 60.0
