@@ -3,12 +3,15 @@
 The mock (crawler/mockgov) is mounted in the daemon's own reactor on 127.0.0.1, filled from
 seeds/ and a few synthetic agencies; every `publish_every` seconds one agency publishes a new
 item (in three languages), so the served feeds visibly change on a machine with no network.
+The mock keeps only its newest requests and demo items (DEMO_LOG_KEPT, DEMO_ITEMS_KEPT), so a
+demo that runs for days does not grow the daemon's memory; the archive keeps every item.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,16 @@ DEMO_SCHEDULE = {"min_interval": 15, "max_interval": 60, "jitter": 3, "crawl_tim
 DEMO_SUBDIR = "demo"
 # A fixed port, so the links stored in the demo's archive and feeds survive a restart.
 DEMO_MOCK_PORT = 8081
+# `run --demo` may run for days, and its mock lives in the daemon's process: what the mock
+# keeps must stay bounded, or the daemon's memory grows with every crawl.
+# Requests the mock's log keeps (about 1.5 KB each): a little more than 20 batches of the
+# demo's 45 targets, enough to see what the last crawls asked; nothing in the demo reads more.
+DEMO_LOG_KEPT = 1_000
+# Items the demo itself published that the mock still serves (one every 30 s: the last 2.5 h).
+# An older one is taken off the mock, not out of the archive or the feeds, which keep
+# everything; 300 is six of the crawler's largest pages (100 items), more than any crawl of
+# the demo reads back.
+DEMO_ITEMS_KEPT = 300
 
 
 def demo_config(config: Config, base_url: str, *, keep_data: bool) -> Config:
@@ -39,11 +52,13 @@ def demo_config(config: Config, base_url: str, *, keep_data: bool) -> Config:
 class DemoSite:
     def __init__(self, seeds_dir: Path, reactor: Any) -> None:
         from crawler.mockgov.serve import seed_items
-        from crawler.mockgov.site import MockSite
+        from crawler.mockgov.site import MockSite, RequestLog
 
         self.reactor = reactor
-        self.site = MockSite.from_seeds(seed_items(seeds_dir), access="k6v1")
+        self.site = MockSite.from_seeds(seed_items(seeds_dir), access="k6v1",
+                                        log=RequestLog(limit=DEMO_LOG_KEPT))
         self.counter = itertools.count(1)
+        self.published: deque[int] = deque()  # ids of the items the demo published, oldest first
         self.port: Any = None
 
     def listen(self, port: int = 0) -> str:
@@ -75,6 +90,9 @@ class DemoSite:
             created=utcnow(),
         )
         log.info("demo: %s published item %s", slug, item_id)
+        self.published.append(item_id)
+        while len(self.published) > DEMO_ITEMS_KEPT:
+            self.site.unpublish(self.published.popleft())
         return item_id
 
     def start_publishing(self, every: float) -> Any:

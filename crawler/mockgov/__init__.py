@@ -13,7 +13,13 @@ from typing import Any
 
 from crawler.mockgov.app import MockApp, create_app, run_graphql, token_headers
 from crawler.mockgov.faults import DropConnection, Fault, FaultSet
-from crawler.mockgov.site import ACCESS_SCHEMES, LoggedRequest, MockSite, RequestLog
+from crawler.mockgov.site import (
+    ACCESS_SCHEMES,
+    IncompleteLog,
+    LoggedRequest,
+    MockSite,
+    RequestLog,
+)
 
 _SERVE = ("MockServer", "serve_in_thread", "wsgi_resource")
 
@@ -32,6 +38,7 @@ __all__ = [
     "DropConnection",
     "Fault",
     "FaultSet",
+    "IncompleteLog",
     "LoggedRequest",
     "MockApp",
     "MockServer",

@@ -28,9 +28,12 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from crawler.mockgov.app import create_app
 from crawler.mockgov.faults import Dialect, DropConnection, Fault, refuse_everything
-from crawler.mockgov.site import ACCESS_SCHEMES, PROJECTS_SHAPES, MockSite
+from crawler.mockgov.site import ACCESS_SCHEMES, PROJECTS_SHAPES, MockSite, RequestLog
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# Requests the command-line mock's log keeps (about 1.5 KB each): it serves until Ctrl-C, a
+# benchmark's crawler may send it millions, and nothing outside its process reads the log.
+SERVE_LOG_KEPT = 10_000
 
 
 class _Handler(SimpleHandler):
@@ -244,6 +247,7 @@ def build_site(args: argparse.Namespace) -> MockSite:
     options: dict[str, Any] = {"access": args.access, "handshake_uses": args.handshake_uses,
                                "public_site": args.public_site,
                                "projects_shape": args.projects_shape,
+                               "log": RequestLog(limit=SERVE_LOG_KEPT),
                                "dialect": Dialect(args.page_base, args.kk_code,
                                                   not args.no_graphql_news)}
     if args.seeds and args.synthetic:

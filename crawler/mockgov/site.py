@@ -14,6 +14,7 @@ import random
 import re
 import secrets
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,11 @@ ACCESS_SCHEMES = ("plain", "token", "k6v1", "k6v2")
 PROJECTS_SHAPES = ("list", "slug", "objects")
 FIRST_ID = 1_200_000
 DEFAULT_ROBOTS = "User-agent: *\nAllow: /\n"
+# Handshakes a site honours at once; the oldest is forgotten beyond that (as gov.kz's expire).
+# Each crawl child makes one, so a mock serving for days would otherwise keep thousands; a
+# client whose handshake was forgotten is refused and handshakes again, as on gov.kz. 1,000 is
+# far more than the clients of any test or demo hold at one time.
+GRANTS_KEPT = 1_000
 
 
 @dataclass
@@ -99,19 +105,37 @@ class LoggedRequest:
     lang: str | None = None
 
 
-class RequestLog:
-    """Every request the mock answered, in order. Thread-safe."""
+class IncompleteLog(LookupError):
+    """A count asked of a bounded request log that has already dropped entries: the answer
+    would be too small, so there is none."""
 
-    def __init__(self) -> None:
+
+class RequestLog:
+    """Every request the mock answered, in order (the newest `limit` of them when bounded).
+    Thread-safe.
+
+    Unbounded by default: a test reads the whole log of its few seconds. A mock that runs for
+    days (`run --demo`, `python -m crawler.mockgov.serve`) passes a limit, else every request
+    it ever answered stays in memory (about 1.5 KB each). `total` counts every request
+    recorded either way; `count()` refuses to answer once entries were dropped.
+    """
+
+    def __init__(self, limit: int | None = None) -> None:
+        if limit is not None and limit < 1:
+            raise ValueError(f"a request log limit must be at least 1, not {limit}")
+        self.limit = limit
         self._lock = threading.Lock()
-        self._entries: list[LoggedRequest] = []
+        self._entries: deque[LoggedRequest] = deque(maxlen=limit)
+        self._total = 0
 
     def record(self, entry: LoggedRequest) -> None:
         with self._lock:
-            self._entries.append(entry)
+            self._entries.append(entry)  # a bounded deque drops its oldest entry itself
+            self._total += 1
 
     def entries(self, **filters: object) -> list[LoggedRequest]:
-        """The entries matching every filter given (see count())."""
+        """The entries kept (all of them, unless the log is bounded) matching every filter
+        given (see count()), oldest first."""
         with self._lock:
             entries = list(self._entries)
         return [e for e in entries if _matches(e, **filters)]
@@ -119,12 +143,30 @@ class RequestLog:
     def count(self, path: str | None = None, *, path_prefix: str | None = None,
               method: str | None = None, agency: str | None = None, lang: str | None = None,
               status: int | None = None) -> int:
+        """How many requests since the last reset match every filter given; IncompleteLog
+        when a bounded log dropped some of them already."""
+        if self.dropped:
+            raise IncompleteLog(f"the request log keeps only the newest {self.limit} entries "
+                                f"and dropped {self.dropped}: it cannot count them all")
         return len(self.entries(path=path, path_prefix=path_prefix, method=method,
                                 agency=agency, lang=lang, status=status))
+
+    @property
+    def total(self) -> int:
+        """Requests recorded since the last reset, kept or dropped."""
+        with self._lock:
+            return self._total
+
+    @property
+    def dropped(self) -> int:
+        """Requests recorded since the last reset whose entries a bounded log let go."""
+        with self._lock:
+            return self._total - len(self._entries)
 
     def reset(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._total = 0
 
     def __len__(self) -> int:
         with self._lock:
@@ -163,6 +205,7 @@ class MockSite:
     faults: FaultSet = field(default_factory=FaultSet)
     dialect: Dialect = field(default_factory=Dialect)  # page base, Kazakh code, GraphQL news
     log: RequestLog = field(default_factory=RequestLog)
+    grants_kept: int = GRANTS_KEPT
 
     def __post_init__(self) -> None:
         if self.access not in ACCESS_SCHEMES:
@@ -245,6 +288,20 @@ class MockSite:
             text.title = title if title is not None else text.title
             text.body = body if body is not None else text.body
 
+    def unpublish(self, item_id: int) -> None:
+        """Take an item off the site in every language (gov.kz removes items too)."""
+        with self._lock:
+            story = self._story(item_id)
+            if story is None:
+                raise KeyError(f"no item {item_id}")
+            stories = self._stories_of(story.agency)
+            del stories[next(i for i, s in enumerate(stories) if s is story)]
+            del self._by_id[item_id]
+            if self._everything is not None:
+                for lang in story.texts:
+                    ordered = self._everything[lang]  # sorted by _order: found by bisection
+                    del ordered[bisect.bisect_left(ordered, _order(story), key=_order)]
+
     def items(self, slug: str | None, lang: str) -> list[dict]:
         """An agency's items in ``lang`` as the API serves them, newest first; slug None: the
         site-wide list, every agency's."""
@@ -319,6 +376,8 @@ class MockSite:
         value = secrets.token_hex(16)
         with self._lock:
             self._grants[value] = _Grant(kind, self.handshake_uses)
+            while len(self._grants) > max(1, self.grants_kept):
+                del self._grants[next(iter(self._grants))]  # the oldest: dicts keep order
         return value
 
     def use_grant(self, kind: str, value: str | None) -> bool:
