@@ -138,6 +138,11 @@ def crawl(bench: Bench) -> Iterable[Result]:
         rig = CrawlRig(bench, "crawl", server, slugs)
         progress(f"backfilling {len(slugs)} agencies x {len(LANGS)} languages")
         rig.crawl()
+        # The daemon's quiet cycle follows another quiet cycle: the first crawl after the
+        # backfill records the page memos of the quiet first pages (crawler/page_memo.py) that
+        # every later quiet crawl finds; measured from the second on, as the daemon runs.
+        progress("the first quiet crawl (it records the page memos)")
+        rig.crawl()
         minimum = len(slugs) * len(LANGS)
         quiet: list[dict[str, Any]] = []
         fetched: list[dict[str, float]] = []
