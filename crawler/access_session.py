@@ -20,13 +20,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from crawler.errors import StoreError
 from crawler.timeutil import parse_iso, utcnow
-
-if TYPE_CHECKING:
-    from scrapy.http.request import VerboseCookie
 
 log = logging.getLogger(__name__)
 
@@ -54,17 +51,20 @@ class SessionCookie:
     secure: bool = False
     expires: datetime | None = None
 
-    def for_request(self) -> VerboseCookie:
-        """The cookie in the form of Scrapy's Request.cookies, which puts it in the crawl's
-        cookie jar (CookiesMiddleware) as if the site had just set it."""
-        cookie: VerboseCookie = {"name": self.name, "value": self.value}
+    def set_cookie_header(self) -> str:
+        """The cookie as the Set-Cookie header that gave it (its attributes included): the
+        form in which the crawl's cookie jar takes it back (crawler/session_jar.py)."""
+        parts = [f"{self.name}={self.value}"]
         if self.domain:
-            cookie["domain"] = self.domain
+            parts.append(f"Domain={self.domain}")
         if self.path:
-            cookie["path"] = self.path
+            parts.append(f"Path={self.path}")
+        if self.expires:
+            when = email.utils.format_datetime(self.expires.astimezone(UTC), usegmt=True)
+            parts.append(f"Expires={when}")
         if self.secure:
-            cookie["secure"] = True
-        return cookie
+            parts.append("Secure")
+        return "; ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "value": self.value, "domain": self.domain,

@@ -28,6 +28,7 @@ from scrapy.http import Response
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.response import response_status_message
 
+from crawler import session_jar
 from crawler.access import (
     AccessState,
     handshake_request,
@@ -81,6 +82,7 @@ class AccessMiddleware:
         self.sessions = SessionKeeper(db_path(crawler.settings), self.site) if data else None
         self._looked_up: set[str] = set()  # strategies whose stored session was asked for
         self._restored: StoredSession | None = None  # an earlier crawl's session, in use
+        self._seeded: frozenset[tuple[str, str]] | None = None  # its cookies in the jar
         # A handshake's session (and its ticket), kept once a news request got in with it.
         self._obtained: tuple[int, StoredSession] | None = None
 
@@ -132,15 +134,12 @@ class AccessMiddleware:
         return True
 
     def _session_cookies(self, request: Request) -> None:
-        # A stored k6v1 session's cookies ride on its requests as Request.cookies: the cookie
-        # middleware (700, after this one) puts them in the crawl's jar. A resend in a newer
-        # session loses them, so the stale cookie cannot overwrite the jar's fresh one.
+        # A stored k6v1 session's cookies go into the crawl's cookie jar at its first news
+        # request (the cookie middleware, 700, after this one, sends them from then on); they
+        # come out when the site refuses the session (process_response).
         restored = self._restored if self.state.using_stored_session else None
-        if restored is not None and restored.cookies:
-            request.cookies = [cookie.for_request() for cookie in restored.cookies]
-            request.meta["govkz_stored_cookies"] = True
-        elif request.meta.pop("govkz_stored_cookies", False):
-            request.cookies = {}
+        if restored is not None and restored.cookies and self._seeded is None:
+            self._seeded = session_jar.seed(self.crawler, request, restored.cookies)
 
     def _check_usable(self) -> None:
         if self.state.failed:
@@ -203,6 +202,8 @@ class AccessMiddleware:
             # The site no longer takes the kept session: forget it (the handshake that
             # follows keeps its own once a request gets in with it).
             self._restored = None
+            session_jar.unseed(self.crawler, self._seeded or frozenset())
+            self._seeded = None
             self.sessions.drop(stored)
             self.crawler.stats.inc_value("govkz/access/stored_session/refused")
         log.info("access: %s refused (HTTP %s): %s", request.url, response.status, action)

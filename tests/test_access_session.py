@@ -48,6 +48,19 @@ def test_set_cookie_headers_become_session_cookies(header: str, expected: Sessio
     assert parse_set_cookies([header.encode()], NOW) == (expected,)
 
 
+@pytest.mark.parametrize("cookie", [
+    SessionCookie("k6", "abc"),
+    SessionCookie("k6", "a.b-c_1", path="/api"),
+    SessionCookie("k6", "abc", domain=".gov.kz", path="/", secure=True,
+                  expires=datetime(2026, 12, 1, 9, 0, tzinfo=UTC)),
+])  # fmt: skip
+def test_a_session_cookie_renders_as_the_set_cookie_header_that_gives_it_back(
+    cookie: SessionCookie,
+) -> None:
+    # The crawl's cookie jar takes a kept cookie back in this form (crawler/session_jar.py).
+    assert parse_set_cookies([cookie.set_cookie_header()], NOW) == (cookie,)
+
+
 @pytest.mark.parametrize("header", [
     "k6=abc; Max-Age=0",
     "k6=abc; Expires=Sun, 01 Nov 2026 08:00:00 GMT",

@@ -9,6 +9,7 @@ child process (`python -m crawler.cli crawl`), so its CPU is resource.getrusage(
 from __future__ import annotations
 
 import json
+import math
 import resource
 import subprocess
 import sys
@@ -79,13 +80,20 @@ class CrawlRig:
                 "handshakes": sum(e.path.endswith(HANDSHAKE) for e in fetched)}
 
 
+def _median(values: Iterable[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
 def politeness_floor(run: dict[str, Any], latency_ms: int, concurrency: int) -> float:
-    """requests x latency ÷ concurrency, plus a whole latency for each request nothing can
-    overlap: robots.txt (the span starts with it, though it is not counted among the requests)
-    and the access handshake (the news requests wait for its session)."""
+    """requests x latency ÷ concurrency, in whole latencies (n requests, at most `concurrency`
+    in flight, each a latency long, take ceil(n ÷ concurrency) latencies), plus a whole
+    latency for each request nothing can overlap: robots.txt (the span starts with it, though
+    it is not counted among the requests) and the access handshake (the news requests wait
+    for its session)."""
     serial = run["robots"] + run["handshakes"]
     parallel = run["requests"] - run["handshakes"]
-    return latency_ms / 1000 * (serial + parallel / concurrency)
+    return latency_ms / 1000 * (serial + math.ceil(parallel / concurrency))
 
 
 def _why(done: subprocess.CompletedProcess[str]) -> str:
@@ -101,9 +109,11 @@ def _why(done: subprocess.CompletedProcess[str]) -> str:
     return lines[-1] if lines else "no output"
 
 
-def baseline_fetch(bench: Bench, log: list[Any], server: MockServer) -> dict[str, Any]:
+def baseline_fetch(bench: Bench, log: list[Any], server: MockServer,
+                   *flags: str) -> dict[str, Any]:
     """A plain client fetching the requests of a crawl (same URLs, same languages): its CPU,
-    and its span at the mock (first to last request, plus the last one's latency)."""
+    and its span at the mock (first to last request, plus the last one's latency). `--scrapy`
+    in `flags`: a bare Scrapy spider instead."""
     path = bench.dir("fetch") / "requests.json"
     requests = [[f"{server.url}{e.path}?{urlencode(e.query)}",
                  e.headers.get("accept-language", "ru")] for e in log if e.method == "GET"]
@@ -111,7 +121,7 @@ def baseline_fetch(bench: Bench, log: list[Any], server: MockServer) -> dict[str
     before = len(server.site.log)
     cpu = _cpu()
     done = subprocess.run([sys.executable, "-m", "tests.benchmarks.fetch_baseline", str(path),
-                           str(bench.sizes.concurrency)], capture_output=True, text=True,
+                           str(bench.sizes.concurrency), *flags], capture_output=True, text=True,
                           env=child_env(), timeout=TIMEOUT)
     if done.returncode != 0:
         raise RuntimeError(f"baseline fetch failed: {done.stderr[-800:]}")
@@ -129,7 +139,8 @@ def _mock(bench: Bench) -> MockServer:
     return serve_in_thread(site)
 
 
-@group("crawl", ("quiet_requests", "quiet_wall", "crawl_cpu", "quiet_transactions",
+@group("crawl", ("quiet_requests", "quiet_wall", "crawl_cpu", "crawl_cpu_scrapy",
+                 "quiet_transactions",
                  "sitewide_requests", "sitewide_wall", "quiet_wall_polite"))
 def crawl(bench: Bench) -> Iterable[Result]:
     sizes = bench.sizes
@@ -159,6 +170,11 @@ def crawl(bench: Bench) -> Iterable[Result]:
         # The project first: the baseline fetches what the last quiet crawl fetched.
         ours, theirs = side_by_side(project, baseline, sizes.heavy_repeats)
         last = quiet[-1]
+        # Where the rest goes: a bare Scrapy spider fetching the same URLs is the share of the
+        # crawler's CPU that is Scrapy's and Twisted's own request path, not the project's.
+        bare = [baseline_fetch(bench, last["log"], server, "--scrapy")
+                for _ in range(max(1, sizes.heavy_repeats))]
+        scrapy_cpu = sorted(b["cpu"] / max(1, b["requests"]) for b in bare)[len(bare) // 2]
         yield Result("quiet_requests", last["requests"], minimum, "requests", target=1.0,
                      op="<=", note=f"per agency: {last['lists']} news lists + "
                      f"{last['requests'] - last['lists']} other (handshakes, ...; robots.txt not "
@@ -175,10 +191,16 @@ def crawl(bench: Bench) -> Iterable[Result]:
             f"latency, concurrency {sizes.concurrency}; floor: robots.txt and the handshake one "
             f"latency each, the rest ÷ concurrency; process wall {last['wall']:.1f} s; "
             f"{client['client']} fetching the same GETs spans {client_span:.2f} s = "
-            f"{client_span / client_floor:.2f} x its floor"))
+            f"{client_span / client_floor:.2f} x its floor; a bare Scrapy spider spans "
+            f"{_median(b['span'] for b in bare) / client_floor:.2f} x that floor"))
         yield Result("crawl_cpu", ours * 1000, theirs * 1000, "ms/request", target=3.0, note=(
             f"whole crawl process (interpreter start included) ÷ {fetched[-1]['client']} "
             "fetching the same URLs at the same concurrency"))
+        yield Result("crawl_cpu_scrapy", ours * 1000, scrapy_cpu * 1000, "ms/request", note=(
+            f"the crawl ÷ {bare[-1]['client']} fetching the same URLs (Scrapy's defaults, "
+            f"interpreter start included): {scrapy_cpu * 1000:.2f} ms/request, "
+            f"{scrapy_cpu / theirs:.2f} x {fetched[-1]['client']}; no target: what is "
+            "Scrapy's own"))
         out = bench.dir("trace") / "sql.json"
         traced = rig.crawl(wrapper=["tests.benchmarks.sqltrace", str(out), "--"])
         counts = json.loads(out.read_text())

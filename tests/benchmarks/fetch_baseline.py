@@ -2,8 +2,11 @@
 HTTP client (aiohttp when installed, else Twisted's Agent) at the given concurrency, reading
 every body, and print how many answered 200.
 
-    python -m tests.benchmarks.fetch_baseline REQUESTS.json CONCURRENCY
+    python -m tests.benchmarks.fetch_baseline REQUESTS.json CONCURRENCY [--scrapy]
 REQUESTS.json: [[url, accept_language], ...]
+
+`--scrapy`: the same with a bare Scrapy spider instead (Scrapy's default settings, no project
+code): the share of the crawler's CPU that is Scrapy's and Twisted's own request path.
 """
 
 from __future__ import annotations
@@ -64,9 +67,40 @@ def with_twisted(requests: list[list[str]], concurrency: int) -> int:
     return ok
 
 
+def with_scrapy(requests: list[list[str]], concurrency: int) -> int:
+    import scrapy
+    from scrapy.crawler import CrawlerProcess
+
+    ok = 0
+
+    class Fetch(scrapy.Spider):
+        name = "fetch"
+
+        async def start(self) -> Any:
+            for url, lang in requests:
+                yield scrapy.Request(url, headers={"Accept-Language": lang}, dont_filter=True)
+
+        def parse(self, response: Any) -> None:
+            nonlocal ok
+            json.loads(response.body)
+            ok += response.status == 200
+
+    process = CrawlerProcess({"CONCURRENT_REQUESTS": concurrency,
+                              "CONCURRENT_REQUESTS_PER_DOMAIN": concurrency,
+                              "DOWNLOAD_DELAY": 0, "LOG_LEVEL": "WARNING",
+                              "TELNETCONSOLE_ENABLED": False})
+    process.crawl(Fetch)
+    process.start()
+    return ok
+
+
 def main(argv: list[str]) -> int:
     requests = json.loads(open(argv[0], encoding="utf-8").read())
     concurrency = int(argv[1])
+    if "--scrapy" in argv[2:]:
+        ok = with_scrapy(requests, concurrency)
+        print(json.dumps({"ok": ok, "client": f"Scrapy {_version('scrapy')}, a bare spider"}))
+        return 0 if ok == len(requests) else 1
     try:
         import aiohttp  # noqa: F401
     except ImportError:
@@ -77,6 +111,12 @@ def main(argv: list[str]) -> int:
         client = "aiohttp"
     print(json.dumps({"ok": ok, "client": client}))
     return 0 if ok == len(requests) else 1
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package)
 
 
 if __name__ == "__main__":
