@@ -24,10 +24,12 @@ whose exact CREATE text is the public schema are written as SQL.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from sqlite_utils import Database
+from sqlite_utils.db import quote_identifier
 
 from crawler.errors import StoreError
 from crawler.timeutil import isoformat, utcnow
@@ -88,6 +90,35 @@ def writing(db: Database, what: str) -> Iterator[None]:
             yield
     except sqlite3.Error as exc:
         raise StoreError(f"cannot {what}: {one_line(exc)}") from exc
+
+
+# --- reads ------------------------------------------------------------------------------------
+# The store's reads run once or twice per page of a crawl, so their fixed cost counts: sqlite-utils'
+# Table.rows_where() first checks that the table exists (a query listing every table, about as
+# costly as the read itself) and Database.query() wraps each statement in a SAVEPOINT to refuse
+# SQL that returns no rows. Every table here exists once the archive is migrated, and these are
+# SELECTs, so both go straight to Database.execute().
+
+
+def query_rows(db: Database, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+    """The rows of a SELECT, as dicts (column name -> value)."""
+    cursor = db.execute(sql, list(params))
+    columns = [column[0] for column in cursor.description]
+    return [dict(zip(columns, row, strict=True)) for row in cursor]
+
+
+def select_rows(db: Database, table: str, where: str | None = None, args: Iterable[Any] = (),
+                *, order_by: str | None = None, limit: int | None = None,
+                select: str = "*") -> list[dict[str, Any]]:
+    """Table.rows_where() of a table the migrations created."""
+    sql = f"SELECT {select} FROM {quote_identifier(table)}"
+    if where is not None:
+        sql += f" WHERE {where}"
+    if order_by is not None:
+        sql += f" ORDER BY {order_by}"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return query_rows(db, sql, args)
 
 
 # --- the runner --------------------------------------------------------------------------------

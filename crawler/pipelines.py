@@ -147,6 +147,7 @@ class ArchivePipeline(_SummaryAware):
         self.crawl_id: int | None = None
         self.agencies_seen: set[str] = set()  # of the site-wide stream, during this crawl
         self.quiet = QuietBuffer()
+        self.marks: dict[tuple[str, str], str | None] = {}
 
     def open_spider(self, spider: Any = None) -> None:
         from crawler.store import Archive  # imported here: nothing opens a DB at import time
@@ -154,6 +155,9 @@ class ArchivePipeline(_SummaryAware):
         self.archive = Archive.open(db_path(self.crawler.settings))
         spider = self.crawler.spider
         self.crawl_id = self.archive.begin_crawl(spider.name, getattr(spider, "target", ""))
+        # The walks' marks as they stand, read once for the quiet checks (Monitor.mark_unchanged);
+        # a mark this crawl writes is dropped from it and read afresh.
+        self.marks = self.archive.monitor.stored_marks()
 
     @guarded
     def process_item(self, item: Any, spider: Any = None) -> Any:
@@ -163,6 +167,7 @@ class ArchivePipeline(_SummaryAware):
             return item
         if isinstance(item, SyncMark):
             self.archive.monitor.set_high_water(item.agency, item.lang, item.newest)
+            self.marks.pop((item.agency, item.lang), None)
             return item
         if isinstance(item, ResponseSample):
             self.archive.monitor.save_sample(
@@ -212,6 +217,7 @@ class ArchivePipeline(_SummaryAware):
                 new = [slug for slug in discover if archive.discover_agency(slug)]
                 for mark in page.marks:
                     archive.monitor.set_high_water(mark.agency, mark.lang, mark.newest)
+                    self.marks.pop((mark.agency, mark.lang), None)
                 if page.memo is not None:  # after the items it describes (crawler/page_memo.py)
                     archive.monitor.save_page_memo(page.memo)
                 if page.forget_memo is not None:
@@ -263,7 +269,7 @@ class ArchivePipeline(_SummaryAware):
             return False
         try:
             monitor = self.archive.monitor
-            if not all(monitor.mark_unchanged(mark.agency, mark.lang, mark.newest)
+            if not all(monitor.mark_unchanged(mark.agency, mark.lang, mark.newest, self.marks)
                        for mark in page.marks):
                 return False
             return bool(self.archive.page_is_quiet(page.items, agencies=discover))

@@ -26,7 +26,7 @@ from sqlite_utils.db import NotFoundError, Table
 from crawler.errors import StoreError
 from crawler.items import LANGS, NewsItem, Reject
 from crawler.liveness import is_running, start_time
-from crawler.migrations import migrate, one_line, writing
+from crawler.migrations import migrate, one_line, query_rows, select_rows, writing
 from crawler.problems import Problem, ProblemKind
 from crawler.save_plan import (
     ITEM_COLUMNS,
@@ -135,13 +135,13 @@ class Archive:
 
     def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
         """The rows of a query that needs SQL (DISTINCT, GROUP BY, a join)."""
-        return list(self.db.query(sql, list(params)))
+        return query_rows(self.db, sql, params)
 
     def _where(self, table: str, where: str | None = None, args: Iterable[Any] = (), *,
                order_by: str | None = None, limit: int | None = None,
                select: str = "*") -> list[dict[str, Any]]:
-        return list(self._table(table).rows_where(
-            where, list(args), order_by=order_by, limit=limit, select=select))
+        return select_rows(self.db, table, where, args, order_by=order_by, limit=limit,
+                           select=select)
 
     def _get(self, table: str, pk: Any) -> dict[str, Any] | None:
         try:

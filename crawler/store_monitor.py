@@ -6,7 +6,7 @@ archive's own Database (one connection, so one transaction at a time for both)."
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +15,7 @@ from sqlite_utils import Database
 from sqlite_utils.db import Table
 
 from crawler.items import PageMemo
-from crawler.migrations import writing
+from crawler.migrations import select_rows, writing
 from crawler.timeutil import ALMATY, isoformat, localize, parse_iso, utcnow
 
 SCHEDULE_FIELDS = (
@@ -89,8 +89,8 @@ class Monitor:
     def _rows(self, table: str, where: str | None = None, args: Iterable[Any] = (), *,
               order_by: str | None = None, limit: int | None = None,
               select: str = "*") -> list[dict[str, Any]]:
-        return list(self._table(table).rows_where(
-            where, list(args), order_by=order_by, limit=limit, select=select))
+        return select_rows(self.db, table, where, args, order_by=order_by, limit=limit,
+                           select=select)
 
     # --- walk marks (crawler/sync.py) ------------------------------------------------------
 
@@ -115,10 +115,24 @@ class Monitor:
                 [agency, lang, mark, isoformat(localize(now or utcnow()).astimezone(UTC))],
             )
 
-    def mark_unchanged(self, agency: str, lang: str, newest: datetime | None) -> bool:
+    def stored_marks(self) -> dict[tuple[str, str], str | None]:
+        """Every walk's stored high water as stored, by (agency, lang), in one query: what a
+        crawl reads once instead of once per walk and page (None: walked, no mark yet)."""
+        return {(row["agency"], row["lang"]): row["high_water"]
+                for row in self._rows("sync_state", select="agency, lang, high_water")}
+
+    def mark_unchanged(self, agency: str, lang: str, newest: datetime | None,
+                       stored: Mapping[tuple[str, str], str | None] | None = None) -> bool:
         """Whether set_high_water(agency, lang, newest) would leave the mark as stored: the
         target has a row and `newest` is its high water (or None, which keeps it). Then the
-        walk only needs its walked_at, which record_walks may write later."""
+        walk only needs its walked_at, which record_walks may write later.
+
+        `stored`: stored_marks() read earlier, for the walks it has; a walk it lacks is read
+        now. An earlier read can only be older than the archive, and then it says a mark is
+        unchanged that another process has since moved on: not writing it then keeps the newer
+        mark, which writing it would have put back."""
+        if stored is not None and (agency, lang) in stored:
+            return newest is None or stored[agency, lang] == _mark_text(newest)
         rows = self._rows("sync_state", "agency = ? AND lang = ?", [agency, lang],
                           select="high_water")
         return bool(rows) and (newest is None or rows[0]["high_water"] == _mark_text(newest))

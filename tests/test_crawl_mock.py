@@ -350,11 +350,11 @@ def test_every_request_goes_to_the_mock(tmp_path: Path) -> None:
     assert {urlsplit(url).netloc for _, url in named} == {f"127.0.0.1:{server.port}"}
     assert {request_key(method, url) for method, url in named} == {
         logged_key(entry) for entry in site.log.entries()}
-    # Scrapy's own counters agree however often anything was retried: every response it got
-    # came from the mock, and the mock answered nothing Scrapy did not send.
-    stats = dict(re.findall(r"'(downloader/re\w+_count)': (\d+)", result.process.stderr))
-    assert int(stats["downloader/response_count"]) <= len(site.log)
-    assert len(site.log) <= int(stats["downloader/request_count"])
+    # And however often anything was retried: every response that reached the engine
+    # ("Crawled (200) <GET ...>") came from the mock. (Refused answers that the access
+    # middleware turns into a retry never reach it, so the mock may count more.)
+    crawled = re.findall(r"Crawled \(\d+\) <", result.process.stderr)
+    assert 0 < len(crawled) <= len(site.log)
     assert site.count("/robots.txt") == 1
     # The feeds and archive still name gov.kz-shaped links on the mock's host, not gov.kz.
     assert {urlsplit(r["url"]).hostname for r in rows(tmp_path)} == {"127.0.0.1"}

@@ -320,6 +320,28 @@ def test_mark_unchanged(archive: Archive, stored: datetime | None, newest: datet
     if stored is not None:
         archive.monitor.set_high_water("mod", "ru", stored)
     assert archive.monitor.mark_unchanged("mod", "ru", newest) is unchanged
+    # The same answer from the marks read once for a whole crawl.
+    marks = archive.monitor.stored_marks()
+    assert archive.monitor.mark_unchanged("mod", "ru", newest, marks) is unchanged
+
+
+def test_mark_unchanged_reads_a_walk_the_snapshot_lacks(archive: Archive) -> None:
+    marks = archive.monitor.stored_marks()
+    assert marks == {}
+    archive.monitor.set_high_water("mod", "ru", PUBLISHED)  # written after the snapshot
+    assert archive.monitor.mark_unchanged("mod", "ru", PUBLISHED, marks)
+    assert not archive.monitor.mark_unchanged("mod", "ru", PUBLISHED + timedelta(1), marks)
+
+
+def test_a_stale_snapshot_never_puts_an_older_mark_back(archive: Archive) -> None:
+    """A crawl read the marks; another process moved one on; this crawl's page ends where the
+    old mark was. Judged unchanged from the snapshot, the page writes no mark, and the newer
+    one stays."""
+    archive.monitor.set_high_water("mod", "ru", PUBLISHED)
+    marks = archive.monitor.stored_marks()
+    later = PUBLISHED + timedelta(hours=1)
+    archive.monitor.set_high_water("mod", "ru", later)  # the other process
+    assert archive.monitor.mark_unchanged("mod", "ru", PUBLISHED, marks)  # so no write
 
 
 @pytest.mark.parametrize(("again", "quiet"), [

@@ -9,6 +9,11 @@ the socket after it. A client (Twisted's connection pool, under Scrapy) therefor
 socket the server is about to close; without the header it would, and on a busy machine a
 request sent down a half-closed socket failed and was retried, so request counts drifted.
 A "drop" fault still closes the socket without any answer, always on a fresh connection.
+
+``keep_alive=True`` (the benchmarks; `--keep-alive` on the command line) serves persistent
+HTTP/1.1 connections instead, as a real web server in front of gov.kz does: each connection
+takes requests until the client closes it or stays quiet for the read timeout. Tests keep the
+default, where no request can race a server-side close.
 """
 
 from __future__ import annotations
@@ -43,8 +48,14 @@ class _Handler(SimpleHandler):
 
     def cleanup_headers(self) -> None:
         super().cleanup_headers()  # adds Content-Length when the app gave none
+        headers = self.headers  # type: ignore[attr-defined]  # set by start_response
+        requests = self.request_handler
+        if getattr(requests, "keep_alive", False) and "Content-Length" in headers:
+            return  # the next request may follow on this connection
         # One request per connection, announced, so no client sends a second one on it.
-        self.headers["Connection"] = "close"  # type: ignore[attr-defined]  # set by start_response
+        headers["Connection"] = "close"
+        if requests is not None:
+            requests.close_connection = True
 
     def handle_error(self) -> None:
         # An injected dropped connection must not be turned into a 500 answer.
@@ -59,6 +70,7 @@ class _Handler(SimpleHandler):
 class _RequestHandler(WSGIRequestHandler):
     # Bounds a read from a client that connected and went quiet, so stop() cannot wedge on it.
     timeout = 10
+    keep_alive = False
 
     def log_message(self, fmt: str, *args: Any) -> None:
         pass
@@ -82,6 +94,29 @@ class _RequestHandler(WSGIRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+class _KeepAliveRequestHandler(_RequestHandler):
+    """Persistent connections: requests are answered in turn until the client closes."""
+
+    keep_alive = True
+    protocol_version = "HTTP/1.1"  # parse_request() keeps an HTTP/1.1 connection open
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in two writes: without this, the body of every answer after
+        # the first waits for the client's delayed ACK of the headers (Nagle).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def handle(self) -> None:
+        self.close_connection = True
+        while True:
+            try:
+                super().handle()
+            except TimeoutError:
+                return  # quiet for the read timeout: close, as servers do
+            if self.close_connection or not self.raw_requestline:
+                return
 
 
 class _Server(ThreadingMixIn, WSGIServer):
@@ -143,13 +178,14 @@ class _Server6(_Server):
 class MockServer:
     """A running mock: ``.url``, ``.site``, ``.stop()``; also a context manager."""
 
-    def __init__(self, site: MockSite, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, site: MockSite, host: str = "127.0.0.1", port: int = 0, *,
+                 keep_alive: bool = False) -> None:
         if host not in LOOPBACK:
             raise ValueError(f"the mock gov.kz listens on loopback only, not {host!r}")
         self.site = site
         server_class = _Server6 if host == "::1" else _Server
         self._server = server_class(("::1" if host == "::1" else "127.0.0.1", port),
-                                    _RequestHandler)
+                                    _KeepAliveRequestHandler if keep_alive else _RequestHandler)
         self._server.set_app(create_app(site))
         self.host = host
         self.port: int = self._server.server_address[1]
@@ -192,9 +228,10 @@ class MockServer:
         self.stop()
 
 
-def serve_in_thread(site: MockSite, host: str = "127.0.0.1", port: int = 0) -> MockServer:
+def serve_in_thread(site: MockSite, host: str = "127.0.0.1", port: int = 0, *,
+                    keep_alive: bool = False) -> MockServer:
     """Start serving ``site`` in a daemon thread; port 0 picks a free port."""
-    return MockServer(site, host, port).start()
+    return MockServer(site, host, port, keep_alive=keep_alive).start()
 
 
 def wsgi_resource(site: MockSite, reactor: Any = None) -> Any:
@@ -230,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--handshake-uses", type=int, default=None, metavar="N",
                         help="a k6 handshake expires after N news requests (default never)")
     parser.add_argument("--latency-ms", type=int, default=0, help="added to every request")
+    parser.add_argument("--keep-alive", action="store_true",
+                        help="persistent HTTP/1.1 connections, as a real web server keeps them "
+                        "(default: one request per connection, announced with Connection: close)")
     parser.add_argument("--page-base", type=int, default=1, choices=(0, 1),
                         help="number of the list's first page (default 1; 0: page=0 is first)")
     parser.add_argument("--kk-code", default="kk", choices=("kk", "kz"),
@@ -284,7 +324,7 @@ def seed_items(seeds_dir: Path) -> list[Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     site = build_site(args)
-    with serve_in_thread(site, args.host, args.port) as server:
+    with serve_in_thread(site, args.host, args.port, keep_alive=args.keep_alive) as server:
         print(f"mock gov.kz: {server.url} ({len(site.agencies())} agencies, "
               f"access {site.access}); Ctrl-C stops", flush=True)
         try:

@@ -44,7 +44,7 @@ from crawler.paths import db_path
 from crawler.problems import ProblemKind
 from crawler.summary import TargetSummary, summary_for
 from crawler.sync import SITE_WIDE, PagingPlan, item_key
-from crawler.timeutil import require_iso
+from crawler.timeutil import parse_iso, require_iso
 
 
 def flag(value: str | bool | None) -> bool:
@@ -146,8 +146,9 @@ class GovkzSpider(scrapy.Spider):
             pairs = [(SITE_WIDE, lang) for lang in langs] + list(self.pairs)
         if not self.full_history:  # one query for every walk; a backfill walks without them
             self.memos = self.archive.monitor.page_memos((a, lang) for a, lang in pairs)
+        marks = self.archive.monitor.stored_marks()  # one query for every walk's high water
         for agency, lang in pairs:
-            walk = Walk(agency, lang, self._plan(agency, lang))
+            walk = Walk(agency, lang, self._plan(parse_iso(marks.get((agency, lang)))))
             self.walks[walk.name] = walk
             if self.full_history:
                 row = self.archive.monitor.backfill_cursor(agency, lang)
@@ -163,14 +164,14 @@ class GovkzSpider(scrapy.Spider):
 
         return crawl_targets(load_registry(self.settings), agencies_from_settings(self.settings))
 
-    def _plan(self, agency: str, lang: str) -> PagingPlan:
+    def _plan(self, high_water: datetime | None) -> PagingPlan:
         settings = self.settings
         backfill = self.backfill or settings.getint("GOVKZ_BACKFILL_PAGES")
         return PagingPlan(
             backfill_pages=backfill,
             max_pages=settings.getint("GOVKZ_MAX_PAGES"),
             since=self.since,
-            high_water=self.archive.monitor.high_water(agency, lang),
+            high_water=high_water,
             forced_backfill=self.backfill is not None,
         )
 

@@ -136,7 +136,10 @@ def _mock(bench: Bench) -> MockServer:
     site = MockSite.synthetic(bench.sizes.crawl_agencies, ITEMS_PER_AGENCY)
     site.faults.add(Fault("latency", path="/", times=None,
                           seconds=bench.sizes.latency_ms / 1000))
-    return serve_in_thread(site)
+    # Persistent connections, as the web server in front of gov.kz keeps them (the crawler and
+    # the plain client both reuse them): a fresh TCP connection per request is a cost of the
+    # tests' one-request-per-connection mock, not of crawling the site.
+    return serve_in_thread(site, keep_alive=True)
 
 
 @group("crawl", ("quiet_requests", "quiet_wall", "crawl_cpu", "crawl_cpu_scrapy",
