@@ -21,7 +21,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from scrapy import Request
+from scrapy import Request, signals
 from scrapy.downloadermiddlewares.retry import RetryMiddleware, get_retry_request
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
@@ -85,12 +85,21 @@ class AccessMiddleware:
         self._seeded: frozenset[tuple[str, str]] | None = None  # its cookies in the jar
         # A handshake's session (and its ticket), kept once a news request got in with it.
         self._obtained: tuple[int, StoredSession] | None = None
+        self._prefetched: tuple[str, StoredSession | None] | None = None  # prefetch_session
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> AccessMiddleware:
         mw = cls(crawler)
         crawler.govkz_access = mw.state  # the spider reports it in the summary
+        crawler.signals.connect(mw.prefetch_session, signal=signals.spider_opened)
         return mw
+
+    def prefetch_session(self) -> None:
+        """Read the stored session of the first strategy when the spider opens: the first news
+        requests wait for robots.txt, and the archive read then no longer adds to that wait."""
+        strategy = str(self.state.strategy)
+        if self.sessions is not None and strategy in SESSION_STRATEGIES:
+            self._prefetched = (strategy, self.sessions.load(strategy))
 
     async def process_request(self, request: Request, spider: Any = None) -> None:
         graphql = bool(request.meta.get("govkz_graphql"))
@@ -122,7 +131,9 @@ class AccessMiddleware:
                 or strategy in self._looked_up):
             return False
         self._looked_up.add(strategy)
-        session = self.sessions.load(strategy)
+        prefetched, self._prefetched = self._prefetched, None
+        session = prefetched[1] if prefetched and prefetched[0] == strategy \
+            else self.sessions.load(strategy)
         if session is None:
             return False
         self.state.on_restored(session.headers)

@@ -79,11 +79,9 @@ SPIDER_MIDDLEWARES = {
     "scrapy.spidermiddlewares.depth.DepthMiddleware": None,
     "scrapy.spidermiddlewares.urllength.UrlLengthMiddleware": None,
     # A development aid that warns about response.meta copied into new requests; the spider
-    # builds every request's meta itself.
+    # builds every request's meta itself. (RefererMiddleware stays: without it Scrapy's
+    # redirect middleware logs a warning in every crawl.)
     "scrapy.spidermiddlewares.metacopy.MetaCopyDetectionMiddleware": None,
-    # The JSON API needs no Referer (the first page of every walk is sent without one anyway),
-    # and the middleware runs a signal handler for every request it schedules.
-    "scrapy.spidermiddlewares.referer.RefererMiddleware": None,
 }
 ITEM_PIPELINES = {
     "crawler.pipelines.ValidateItemPipeline": 100,

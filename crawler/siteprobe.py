@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from scrapy import Request
+from scrapy import Request, signals
 from scrapy.http import JsonRequest
 
 from crawler.errors import GovkzError
@@ -161,6 +161,9 @@ class DialectMiddleware:
     def from_crawler(cls, crawler: Any) -> DialectMiddleware:
         mw = cls(crawler)
         crawler.govkz_dialect = mw.dialect  # the doctor and the tests read it
+        # What the archive remembers is read when the spider opens, not by the first news
+        # request: that one already waits for robots.txt.
+        crawler.signals.connect(mw.load_remembered, signal=signals.spider_opened)
         return mw
 
     async def process_request(self, request: Request, spider: Any = None) -> Request | None:
@@ -182,7 +185,7 @@ class DialectMiddleware:
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:  # one probe at a time; the other requests wait for its answer
-            self._load()
+            self.load_remembered()
             if is_list and self._may_probe_base():
                 self._tried.add("page_base")
                 await self._probe_page_base(agency_of(request), self.dialect.lang(lang or "ru"))
@@ -228,7 +231,8 @@ class DialectMiddleware:
 
     # --- probing --------------------------------------------------------------------------
 
-    def _load(self) -> None:
+    def load_remembered(self) -> None:
+        """Read the dialect the archive remembers for this site (once)."""
         if self._loaded:
             return
         self._loaded = True

@@ -775,6 +775,41 @@ def test_a_client_that_reuses_connections_still_gets_every_answer(site, server):
     assert site.count(NEWS) == 3
 
 
+@pytest.mark.parametrize("path", ["/robots.txt", f"{NEWS}?projects=eq:mod", "/nowhere"])
+def test_keep_alive_answers_in_turn_on_one_connection(site, path):
+    """keep_alive=True (the benchmarks): persistent HTTP/1.1, as a real web server keeps it;
+    one socket carries every request and answer, each with its length, none says close."""
+    with serve_in_thread(site, keep_alive=True) as running:
+        connection = http.client.HTTPConnection("127.0.0.1", running.port, timeout=10)
+        try:
+            connection.request("GET", path)
+            first = connection.getresponse()
+            body = first.read()
+            sock = connection.sock  # http.client keeps the socket only while it is open
+            for _ in range(2):
+                connection.request("GET", path)
+                answer = connection.getresponse()
+                assert answer.status == first.status and answer.read() == body
+                assert not answer.will_close and connection.sock is sock
+            assert first.getheader("Connection") is None
+            assert int(first.getheader("Content-Length")) == len(body)
+        finally:
+            connection.close()
+    assert site.count(path.partition("?")[0]) == 3
+
+
+def test_keep_alive_still_closes_when_the_client_asks(site):
+    with serve_in_thread(site, keep_alive=True) as running:
+        answer = raw_exchange(running, f"GET {NEWS}?projects=eq:mod HTTP/1.1\r\nHost: mock\r\n"
+                                       "Connection: close\r\n\r\n".encode())
+    assert answer.startswith(b"HTTP/1.1 200 ")  # raw_exchange returned: the server closed
+
+
+def test_keep_alive_is_a_command_line_flag():
+    assert build_parser().parse_args(["--keep-alive"]).keep_alive is True
+    assert build_parser().parse_args([]).keep_alive is False
+
+
 def test_stop_returns_once_requests_in_flight_are_answered_and_logged(site):
     running = serve_in_thread(site)
     site.faults.add(Fault("latency", seconds=30))
