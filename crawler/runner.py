@@ -64,10 +64,10 @@ def preload_download_handlers() -> None:
     Importing it defines three deprecated aliases through Scrapy's `create_deprecated_class`,
     which calls `inspect.stack()` only to name the module that defines each alias. With its
     default context, `inspect.stack()` reads the source of every frame on the stack and looks
-    each file up among the loaded modules: 0.1-0.3 s of CPU at import depth, in every crawl
-    process (profiled). Without source context it returns the same frames (the alias keeps its
-    module name), at a small fraction of the cost. Done before the crawler exists, in the one
-    thread there is.
+    each file up among the loaded modules, in every crawl process. Without source context it
+    returns the same frames (the alias keeps its module name): the import measured 187 ms of CPU
+    plain and 97 ms so, 40 frames deep. Done before the crawler exists, in the one thread there
+    is.
     """
     import inspect
     import sys
