@@ -57,11 +57,41 @@ def test_project_defaults(name: str, value: object) -> None:
     ("EXTENSIONS", "scrapy.extensions.remote_control.RemoteControl"),
     ("SPIDER_MIDDLEWARES", "scrapy.spidermiddlewares.depth.DepthMiddleware"),
     ("SPIDER_MIDDLEWARES", "scrapy.spidermiddlewares.urllength.UrlLengthMiddleware"),
+    ("SPIDER_MIDDLEWARES", "scrapy.spidermiddlewares.metacopy.MetaCopyDetectionMiddleware"),
+    ("DOWNLOADER_MIDDLEWARES", "scrapy.downloadermiddlewares.httpauth.HttpAuthMiddleware"),
+    ("DOWNLOADER_MIDDLEWARES", "scrapy.downloadermiddlewares.redirect.MetaRefreshMiddleware"),
+    ("DOWNLOADER_MIDDLEWARES", "scrapy.downloadermiddlewares.stats.DownloaderStats"),
 ])
 def test_unused_components_are_left_out(setting: str, component: str) -> None:
     from scrapy.utils.conf import build_component_list
 
     assert component not in build_component_list(_settings().getwithbase(setting))
+
+
+@pytest.mark.parametrize(("setting", "component"), [
+    # Without it Scrapy's redirect middleware logs a warning in every crawl.
+    ("SPIDER_MIDDLEWARES", "scrapy.spidermiddlewares.referer.RefererMiddleware"),
+    ("DOWNLOADER_MIDDLEWARES", "scrapy.downloadermiddlewares.redirect.RedirectMiddleware"),
+    ("DOWNLOADER_MIDDLEWARES", "scrapy.downloadermiddlewares.cookies.CookiesMiddleware"),
+])
+def test_components_that_stay(setting: str, component: str) -> None:
+    from scrapy.utils.conf import build_component_list
+
+    assert component in build_component_list(_settings().getwithbase(setting))
+
+
+def test_the_handler_preload_keeps_inspect_and_the_aliases_module_names() -> None:
+    # In a child: this test process has imported Scrapy's HTTP handler already.
+    code = ("import inspect; stack = inspect.stack; "
+            "from crawler.runner import preload_download_handlers; preload_download_handlers(); "
+            "from scrapy.core.downloader import contextfactory, tls; "
+            "print(inspect.stack is stack, contextfactory.ScrapyClientContextFactory.__module__, "
+            "tls.ScrapyClientTLSOptions.__module__)")
+    done = subprocess.run([sys.executable, "-W", "ignore", "-c", code], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "scrapy.core.downloader.contextfactory",
+                                   "scrapy.core.downloader.tls"]
 
 
 def test_a_crawler_does_not_import_the_remote_control_server() -> None:
